@@ -1,0 +1,126 @@
+"""``DataLoader``: mini-batches of NumPy arrays, with reproducible, resumable shuffling."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DataLoader"]
+
+
+class DataLoader:
+    """Iterate ``(xb, yb)`` mini-batches over paired arrays ``x`` ``(N, ...)`` and ``y`` ``(N, ...)``.
+
+    - ``len(loader)`` is the number of batches per epoch: ``ceil(N / batch_size)``, or
+      ``N // batch_size`` with ``drop_last`` (the short tail batch is skipped).
+    - With ``shuffle`` each ``iter(loader)`` (each epoch) draws a fresh permutation from the
+      loader's own ``np.random.default_rng(seed)``: seeded runs are reproducible and the global
+      NumPy RNG is untouched. Every sample appears exactly once per epoch.
+    - Batches keep the arrays' dtypes (no float64 upcast). Without shuffling they are views
+      (slices) of ``x`` and ``y``; with shuffling they are copies.
+    - ``state_dict()`` / ``load_state_dict()`` capture the RNG and the position inside the
+      current epoch, so a resumed run sees exactly the batches it would have seen.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int = 100,
+        shuffle: bool = False,
+        seed: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        x = x if isinstance(x, np.ndarray) else np.asarray(x)
+        y = y if isinstance(y, np.ndarray) else np.asarray(y)
+        if x.ndim == 0 or y.ndim == 0:
+            raise ValueError("x and y must have a leading sample dimension")
+        if len(x) != len(y):
+            raise ValueError(f"x and y differ in length: len(x) = {len(x)}, len(y) = {len(y)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.x, self.y = x, y
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.epoch = 0  # completed epochs
+        # Resume bookkeeping: the RNG state from before the current epoch's permutation was
+        # drawn, and how many batches of that epoch have been handed out.
+        self._epoch_rng_state: dict[str, Any] | None = None
+        self._batch_index = 0
+        self._skip = 0
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        # Draw the permutation now (not lazily at the first next()) so the epoch is fixed.
+        self._epoch_rng_state = copy.deepcopy(self.rng.bit_generator.state)
+        order = self.rng.permutation(len(self.x)) if self.shuffle else None
+        skip, self._skip = self._skip, 0
+        self._batch_index = skip
+        return self._batches(order, skip)
+
+    def _batches(self, order: np.ndarray | None, skip: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        n, bs = len(self.x), self.batch_size
+        for b in range(skip, len(self)):
+            lo, hi = b * bs, min((b + 1) * bs, n)
+            if order is None:
+                xb, yb = self.x[lo:hi], self.y[lo:hi]
+            else:
+                idx = order[lo:hi]
+                xb, yb = self.x[idx], self.y[idx]
+            self._batch_index = b + 1
+            yield xb, yb
+        self.epoch += 1
+        self._epoch_rng_state = None
+        self._batch_index = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serializable resume state: RNG bit-generator state, batch position, epoch count.
+
+        Taken mid-epoch, it records the RNG state *before* that epoch's permutation and the
+        number of batches already yielded, so the next ``iter()`` after ``load_state_dict``
+        replays the same permutation from the next batch on.
+        """
+        if self._skip:  # restored but not iterated yet: pass the pending resume point on
+            state, batch_index, epoch = self.rng.bit_generator.state, self._skip, self.epoch
+        elif self._epoch_rng_state is not None and self._batch_index < len(self):
+            state, batch_index, epoch = self._epoch_rng_state, self._batch_index, self.epoch
+        elif self._epoch_rng_state is not None:  # last batch handed out: the epoch is done
+            state, batch_index, epoch = self.rng.bit_generator.state, 0, self.epoch + 1
+        else:
+            state, batch_index, epoch = self.rng.bit_generator.state, 0, self.epoch
+        return {"bit_generator": copy.deepcopy(state), "batch_index": batch_index, "epoch": epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the next ``iter()`` continues where it was taken."""
+        try:
+            bit_state, batch_index, epoch = state["bit_generator"], state["batch_index"], state["epoch"]
+        except KeyError as e:
+            raise KeyError(f"DataLoader state is missing key {e.args[0]!r}") from None
+        if bit_state["bit_generator"] != type(self.rng.bit_generator).__name__:
+            raise ValueError(
+                f"DataLoader state is for bit generator {bit_state['bit_generator']!r}, "
+                f"this loader uses {type(self.rng.bit_generator).__name__!r}"
+            )
+        if not 0 <= int(batch_index) <= len(self):
+            raise ValueError(f"batch_index {batch_index} out of range for {len(self)} batches")
+        self.rng.bit_generator.state = copy.deepcopy(bit_state)
+        self.epoch = int(epoch)
+        self._skip = int(batch_index)
+        self._epoch_rng_state = None
+        self._batch_index = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+            f"drop_last={self.drop_last}, batches={len(self)})"
+        )

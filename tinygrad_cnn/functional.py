@@ -1,0 +1,381 @@
+"""Differentiable functions: activations, linear, softmax and losses, dropout, LRN, pad.
+
+Convolution and pooling live in ``conv`` and are re-exported here, so
+``import tinygrad_cnn.functional as F`` gives the whole toolbox, PyTorch-style.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import random as _random
+from .backend import get_array_module
+from .conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool2d
+from .tensor import (
+    Function,
+    Tensor,
+    as_tensor,
+    exp,
+    flatten,
+    is_grad_enabled,
+    log,
+    matmul,
+)
+
+__all__ = [
+    "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "im2col", "col2im",
+    "relu", "sigmoid", "tanh", "exp", "log", "matmul", "linear", "softmax", "log_softmax",
+    "softmax_cross_entropy", "cross_entropy", "dropout", "local_response_norm", "pad", "flatten",
+    "reshape", "transpose",
+]
+
+
+# --------------------------------------------------------------------------- activations
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * Tensor._wrap(self.mask)
+
+
+class Sigmoid(Function):
+    """``1 / (1 + e^-x)`` computed as ``(tanh(x/2) + 1) / 2``: no overflow for large |x|."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        half = x.dtype.type(0.5)
+        return xp.tanh(x * half) * half + half
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * y * (1 - y)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        return get_array_module(x).tanh(x)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * (1 - y * y)
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU()(as_tensor(x))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid()(as_tensor(x))
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh()(as_tensor(x))
+
+
+# --------------------------------------------------------------------------- linear
+
+
+class Linear(Function):
+    """``y = x @ W.T + b``: x (..., in), W (out, in), b (out,) -> (..., out)."""
+
+    def forward(self, x, w, b=None):
+        if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
+            raise ValueError(
+                f"linear: input of shape {tuple(x.shape)} does not match weight of shape {tuple(w.shape)} "
+                f"(expected input (..., {w.shape[1] if w.ndim == 2 else '?'}))"
+            )
+        if b is not None and tuple(b.shape) != (w.shape[0],):
+            raise ValueError(f"linear: bias of shape {tuple(b.shape)} does not match weight {tuple(w.shape)}")
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy):
+        x, w = self.inputs[:2]
+        need = self.needs_input_grad
+        gx = gy @ w if need[0] else None
+        gw = None
+        if need[1]:
+            x2, g2 = x.reshape(-1, x.shape[-1]), gy.reshape(-1, gy.shape[-1])
+            gw = g2.T @ x2
+        gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0) if len(need) > 2 and need[2] else None
+        return gx, gw, gb
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Affine map ``x @ weight.T + bias`` (PyTorch layout: weight is (out, in))."""
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return Linear()(*args)
+
+
+# --------------------------------------------------------------------------- softmax family
+
+
+class Softmax(Function):
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        e /= e.sum(axis=self.axis, keepdims=True)
+        return e
+
+    def backward(self, gy):
+        y = self.output()
+        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+
+    def attrs(self):
+        return {"axis": self.axis}
+
+
+class LogSoftmax(Function):
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def forward(self, x):
+        return x - _logsumexp(x, self.axis)
+
+    def backward(self, gy):
+        return gy - exp(self.output()) * gy.sum(axis=self.axis, keepdims=True)
+
+    def attrs(self):
+        return {"axis": self.axis}
+
+
+def _logsumexp(x, axis):
+    xp = get_array_module(x)
+    m = x.max(axis=axis, keepdims=True)
+    return m + xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return Softmax(axis)(as_tensor(x))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return LogSoftmax(axis)(as_tensor(x))
+
+
+class SoftmaxCrossEntropy(Function):
+    """Mean over the batch of ``-log softmax(logits)[target]``, fused and exact.
+
+    logits (N, K); target int labels (N,) or one-hot / probabilities (N, K). Backward is
+    ``(softmax(logits) - onehot) / N`` without ever forming ``log(p + 1e-7)``.
+    """
+
+    def __init__(self, target):
+        self.target = target
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        n = x.shape[0]
+        logp = x - _logsumexp(x, 1)
+        t = self.target
+        if t.ndim == 1:
+            loss = -logp[xp.arange(n), t].sum()
+        else:
+            loss = -(logp * t).sum()
+        self.p = xp.exp(logp)
+        return xp.asarray(loss / n, dtype=x.dtype)
+
+    def backward(self, gy):
+        logits = self.inputs[0]
+        xp = get_array_module(logits.data)
+        n, k = logits.shape
+        t = self.target
+        if t.ndim == 1:
+            onehot = xp.zeros((n, k), dtype=logits.dtype)
+            onehot[xp.arange(n), t] = 1
+            mass = None
+        else:
+            onehot = t.astype(logits.dtype, copy=False)
+            mass = onehot.sum(axis=1, keepdims=True)
+        # With create_graph the softmax is recomputed as an op so it can be differentiated again.
+        p = softmax(logits, 1) if is_grad_enabled() else Tensor._wrap(self.p)
+        if mass is not None:
+            p = p * Tensor._wrap(mass)
+        return (p - Tensor._wrap(onehot)) * (gy * (1.0 / n))
+
+
+def _check_target(logits: Tensor, target: Any):
+    if logits.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must be (N, K), got shape {logits.shape}")
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    n, k = logits.shape
+    if t.ndim == 1:
+        if t.dtype.kind not in "iu":
+            raise ValueError(f"softmax_cross_entropy: label array must be integer, got dtype {t.dtype}")
+        if t.shape[0] != n:
+            raise ValueError(f"softmax_cross_entropy: logits {logits.shape} and labels {t.shape} differ in batch size")
+        if t.size and (t.min() < 0 or t.max() >= k):
+            bad = t[(t < 0) | (t >= k)][0]
+            raise ValueError(f"softmax_cross_entropy: label {int(bad)} out of range [0, {k}) for logits {logits.shape}")
+    elif t.ndim == 2:
+        if t.shape != (n, k):
+            raise ValueError(f"softmax_cross_entropy: one-hot target {t.shape} does not match logits {logits.shape}")
+        if t.dtype.kind != "f":
+            t = t.astype(logits.dtype)
+    else:
+        raise ValueError(f"softmax_cross_entropy: target must be (N,) labels or (N, K) one-hot, got {t.shape}")
+    return t
+
+
+def softmax_cross_entropy(logits: Tensor, target: Any) -> Tensor:
+    """Mean cross-entropy of ``logits (N, K)`` against labels ``(N,)`` or one-hot ``(N, K)``; 0-d."""
+    logits = as_tensor(logits)
+    return SoftmaxCrossEntropy(_check_target(logits, target))(logits)
+
+
+cross_entropy = softmax_cross_entropy
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+class Dropout(Function):
+    """Inverted dropout: keep with probability ``1 - p`` and scale by ``1 / (1 - p)``."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        if self.p >= 1.0:
+            self.mask = xp.zeros_like(x)
+        else:
+            keep = _random.get_rng().random(x.shape, dtype=np.float32) >= self.p
+            self.mask = xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * Tensor._wrap(self.mask)
+
+    def attrs(self):
+        return {"p": self.p}
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` (a fresh mask per call); identity when not training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability must be in [0, 1], got {p}")
+    x = as_tensor(x)
+    if not training or p == 0.0:
+        return x
+    return Dropout(p)(x)
+
+
+# --------------------------------------------------------------------------- local response norm
+
+
+def _channel_window_sum(a, before: int, after: int):
+    """``out[:, c] = sum(a[:, c-before : c+after+1])`` with zeros outside (arrays, axis 1)."""
+    xp = get_array_module(a)
+    c = a.shape[1]
+    padded = xp.zeros((a.shape[0], c + before + after, *a.shape[2:]), dtype=a.dtype)
+    padded[:, before:before + c] = a
+    out = padded[:, 0:c].copy()
+    for i in range(1, before + after + 1):
+        out += padded[:, i:i + c]
+    return out
+
+
+class ChannelWindowSum(Function):
+    """Sum over a sliding window of channels; its adjoint is the mirrored window."""
+
+    def __init__(self, before: int, after: int):
+        self.before, self.after = before, after
+
+    def forward(self, a):
+        return _channel_window_sum(a, self.before, self.after)
+
+    def backward(self, gy):
+        return ChannelWindowSum(self.after, self.before)(gy)
+
+
+class LocalResponseNorm(Function):
+    """``y = x / (k + alpha/size * sum_{window} x^2) ** beta`` over channels (PyTorch's formula).
+
+    The window of channel c is ``[c - size//2, c + (size-1)//2]``, zeros beyond the edges.
+    """
+
+    def __init__(self, size: int, alpha: float, beta: float, k: float):
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.window = (size // 2, (size - 1) // 2)
+
+    def forward(self, x):
+        dt = x.dtype.type
+        s = _channel_window_sum(x * x, *self.window)
+        self.d = s * dt(self.alpha / self.size) + dt(self.k)
+        return x * self.d ** dt(-self.beta)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        if is_grad_enabled():  # recompute as ops so the result can be differentiated again
+            d = ChannelWindowSum(*self.window)(x * x) * (self.alpha / self.size) + self.k
+        else:
+            d = Tensor._wrap(self.d)
+        dpow = d ** (-self.beta)
+        inner = ChannelWindowSum(self.window[1], self.window[0])(gy * x * dpow / d)
+        return gy * dpow - x * inner * (2.0 * self.alpha * self.beta / self.size)
+
+    def attrs(self):
+        return {"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
+
+
+def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """Local response normalization across channels of ``x: (N, C, ...)`` (AlexNet, PyTorch semantics)."""
+    x = as_tensor(x)
+    if x.ndim < 3:
+        raise ValueError(f"local_response_norm: input must be (N, C, ...) with >= 3 dims, got {x.shape}")
+    if size < 1:
+        raise ValueError(f"local_response_norm: size must be >= 1, got {size}")
+    return LocalResponseNorm(size, alpha, beta, k)(x)
+
+
+# --------------------------------------------------------------------------- pad and shape
+
+
+class Pad(Function):
+    """Constant padding; ``widths`` is one ``(before, after)`` pair per axis."""
+
+    def __init__(self, widths, value: float = 0.0):
+        self.widths, self.value = tuple(widths), value
+
+    def forward(self, x):
+        return get_array_module(x).pad(x, self.widths, constant_values=self.value)
+
+    def backward(self, gy):
+        return gy[tuple(slice(b, gy.shape[i] - a) for i, (b, a) in enumerate(self.widths))]
+
+    def attrs(self):
+        return {"pads": self.widths, "value": self.value}
+
+
+def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
+    """PyTorch's ``F.pad``: ``pad = (left, right, top, bottom, ...)`` from the last axis backwards."""
+    x = as_tensor(x)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: padding {pad} does not fit a tensor of shape {x.shape}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {pad} is not supported")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return Pad(widths, value)(x)
+
+
+def reshape(x: Tensor, *shape) -> Tensor:
+    return as_tensor(x).reshape(*shape)
+
+
+def transpose(x: Tensor, *axes) -> Tensor:
+    return as_tensor(x).transpose(*axes)
+

@@ -1,0 +1,26 @@
+"""Neural-network building blocks: ``Module``, layers and ``init``."""
+
+from . import init
+from .layers import (
+    AvgPool2d,
+    Conv2d,
+    CrossEntropyLoss,
+    Dropout,
+    Flatten,
+    Identity,
+    Linear,
+    LocalResponseNorm,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .module import Module, Parameter, StateDictError
+
+__all__ = [
+    "Module", "Parameter", "StateDictError", "init", "Sequential", "Conv2d", "Linear", "ReLU", "Sigmoid",
+    "Tanh", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "LocalResponseNorm", "Softmax", "Identity",
+    "CrossEntropyLoss",
+]

@@ -1,0 +1,93 @@
+"""Weight initializers (in place, like ``torch.nn.init``), drawing from ``tinygrad_cnn.random``.
+
+He (Kaiming) init suits ReLU networks, Xavier (Glorot) suits sigmoid/tanh: the book's
+chapter 6 comparison. PyTorch's layer default is ``kaiming_uniform_(a=sqrt(5))``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import random as _random
+from ..tensor import Tensor
+
+
+def calculate_fan_in_and_fan_out(t: Tensor) -> tuple[int, int]:
+    """fan_in/fan_out of a (out, in) or (out, in, kh, kw) weight."""
+    if t.ndim < 2:
+        raise ValueError(f"fan in/out needs a tensor with >= 2 dims, got shape {t.shape}")
+    receptive = 1
+    for s in t.shape[2:]:
+        receptive *= s
+    return t.shape[1] * receptive, t.shape[0] * receptive
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    if nonlinearity in ("linear", "conv2d", "sigmoid"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1 + slope**2))
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def _fill(t: Tensor, values) -> Tensor:
+    t.data[...] = values.astype(t.dtype, copy=False)
+    return t
+
+
+def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    return _fill(t, _random.get_rng().uniform(a, b, t.shape))
+
+
+def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    return _fill(t, _random.get_rng().normal(mean, std, t.shape))
+
+
+def constant_(t: Tensor, value: float) -> Tensor:
+    t.data[...] = value
+    return t
+
+
+def zeros_(t: Tensor) -> Tensor:
+    return constant_(t, 0.0)
+
+
+def ones_(t: Tensor) -> Tensor:
+    return constant_(t, 1.0)
+
+
+def _fan(t: Tensor, mode: str) -> int:
+    fan_in, fan_out = calculate_fan_in_and_fan_out(t)
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(t, mode))
+    return uniform_(t, -bound, bound)
+
+
+def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+    """He init: ``N(0, gain^2 / fan)``; with ``nonlinearity='relu'`` the book's ``sqrt(2 / n)``."""
+    return normal_(t, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(t, mode)))
+
+
+def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
+    fan_in, fan_out = calculate_fan_in_and_fan_out(t)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(t, -bound, bound)
+
+
+def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
+    fan_in, fan_out = calculate_fan_in_and_fan_out(t)
+    return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+he_normal_ = kaiming_normal_
+he_uniform_ = kaiming_uniform_

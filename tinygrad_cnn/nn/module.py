@@ -1,0 +1,189 @@
+"""``Module``: parameters and submodules registered by attribute, as in PyTorch."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .. import tensor as _tensor
+from ..backend import as_numpy
+from ..tensor import Tensor
+
+
+class StateDictError(RuntimeError, KeyError, ValueError):
+    """A state dict does not fit the module (missing, unexpected or mis-shaped keys)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as trainable (``requires_grad=True`` by default)."""
+
+    def __init__(self, data: Any, requires_grad: bool = True):
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Assigning a :class:`Parameter` or a Module to an attribute registers it, in assignment
+    order; ``named_parameters()`` yields dotted names (``conv1.weight``) that are also the
+    ``state_dict()`` keys. ``__call__`` runs ``forward`` and records this module on the ops it
+    creates, so graphs can be drawn grouped by module.
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign before Module.__init__() call (call super().__init__() first)")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif value is None and name in ("weight", "bias"):
+            self._parameters[name] = None
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        setattr(self, name, param)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+
+    # -- running -------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        _tensor._module_stack.append(self)
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            _tensor._module_stack.pop()
+
+    # -- traversal -------------------------------------------------------------
+    def children(self) -> Iterator[Module]:
+        yield from (m for m in self._modules.values() if m is not None)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Every module, this one first (name ``""``), depth-first in registration order."""
+        stack = [(prefix, self)]
+        seen = set()
+        while stack:
+            name, mod = stack.pop()
+            if id(mod) in seen:
+                continue
+            seen.add(id(mod))
+            yield name, mod
+            kids = [(f"{name}.{n}" if name else n, m) for n, m in mod.named_children()]
+            stack.extend(reversed(kids))
+
+    def modules(self) -> Iterator[Module]:
+        yield from (m for _, m in self.named_modules())
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        seen = set()
+        for mname, mod in self.named_modules(prefix):
+            for pname, p in mod._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        yield from (p for _, p in self.named_parameters())
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # -- modes and grads -----------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    # -- state ---------------------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Parameter name -> a copy of its array (host NumPy)."""
+        return OrderedDict((n, as_numpy(p.data).copy()) for n, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> Module:
+        """Copy arrays into the parameters; mis-shaped keys always raise, missing/unexpected when strict."""
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        if strict and (missing or unexpected):
+            if missing:
+                errors.append(f"missing keys: {', '.join(missing)}")
+            if unexpected:
+                errors.append(f"unexpected keys: {', '.join(unexpected)}")
+        for k, p in own.items():
+            if k in state_dict:
+                v = state_dict[k]
+                arr = as_numpy(v.data if isinstance(v, Tensor) else v)
+                if tuple(arr.shape) != p.shape:
+                    errors.append(f"shape mismatch for {k}: checkpoint {tuple(arr.shape)} vs model {p.shape}")
+        if errors:
+            raise StateDictError(f"load_state_dict for {type(self).__name__}: " + "; ".join(errors))
+        for k, p in own.items():
+            if k in state_dict:
+                v = state_dict[k]
+                p.data = _copy_like(v.data if isinstance(v, Tensor) else v, p.data)
+        return self
+
+    # -- printing ----------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        kids = list(self.named_children())
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not kids:
+            return head + ")"
+        lines = [head]
+        for name, mod in kids:
+            body = repr(mod).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + "\n)"
+
+
+def _copy_like(src: Any, like: Any):
+    """A fresh array with ``like``'s dtype (no aliasing of the checkpoint's arrays)."""
+    return np.array(as_numpy(src), dtype=like.dtype, copy=True)

@@ -1,0 +1,201 @@
+"""Optimizers with ``torch.optim``'s update rules: SGD, AdaGrad, RMSprop, Adam.
+
+Updates happen in place on ``param.data`` in the parameter's dtype (float32 stays float32).
+``state_dict()`` is a flat ``{name: ndarray}`` so a checkpoint is a plain ``.npz``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .backend import as_numpy, get_array_module
+from .tensor import Tensor
+
+
+class Optimizer:
+    """Holds parameters, hyper-parameters (``param_groups``) and per-parameter state buffers."""
+
+    def __init__(self, params: Iterable[Tensor], defaults: dict[str, Any]):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p).__name__}")
+        self.params = params
+        self.param_groups = [{"params": params, **defaults}]
+        self.state: list[dict[str, Any]] = [{} for _ in params]
+        self.step_count = 0
+
+    @property
+    def lr(self) -> float:
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.param_groups[0]["lr"] = value
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.step_count += 1
+        group = self.param_groups[0]
+        for p, state in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            g = p.grad.data
+            if group.get("weight_decay", 0.0):
+                g = g + p.data * p.data.dtype.type(group["weight_decay"])
+            self.update(p.data, g, state, group)
+
+    def update(self, p, g, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- checkpoints -------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Flat dict: hyper-parameters under ``group.<name>``, buffers under ``state.<i>.<name>``."""
+        out: dict[str, np.ndarray] = {"step_count": np.asarray(self.step_count)}
+        for k, v in self.param_groups[0].items():
+            if k != "params":
+                out[f"group.{k}"] = np.asarray(v)
+        for i, st in enumerate(self.state):
+            for k, v in st.items():
+                out[f"state.{i}.{k}"] = np.array(as_numpy(v), copy=True)
+        return out
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.step_count = int(sd.get("step_count", 0))
+        group = self.param_groups[0]
+        for key, v in sd.items():
+            if key.startswith("group."):
+                name = key[len("group."):]
+                arr = np.asarray(v)
+                group[name] = tuple(arr.tolist()) if arr.ndim else arr.item()
+            elif key.startswith("state."):
+                _, i, name = key.split(".", 2)
+                i = int(i)
+                if i >= len(self.params):
+                    raise ValueError(f"optimizer state has {key} but only {len(self.params)} parameters")
+                p = self.params[i]
+                arr = np.asarray(v)
+                if arr.ndim == 0:
+                    self.state[i][name] = arr.item()
+                    continue
+                if arr.shape != p.shape:
+                    raise ValueError(f"optimizer state {key} has shape {arr.shape}, parameter has {p.shape}")
+                self.state[i][name] = get_array_module(p.data).array(arr, dtype=p.dtype)
+
+
+class SGD(Optimizer):
+    """``p -= lr * g`` with optional (Nesterov) momentum and L2 weight decay, as ``torch.optim.SGD``."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def update(self, p, g, state, group):
+        t = p.dtype.type
+        mu = group["momentum"]
+        if mu:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= t(mu)
+                buf += t(1 - group["dampening"]) * g
+            g = g + t(mu) * buf if group["nesterov"] else buf
+        p -= t(group["lr"]) * g
+
+
+class AdaGrad(Optimizer):
+    """Per-element learning rates ``lr / sqrt(sum g^2)``, as ``torch.optim.Adagrad``."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+
+    def update(self, p, g, state, group):
+        t = p.dtype.type
+        xp = get_array_module(p)
+        if "sum" not in state:
+            state["sum"] = xp.full_like(p, group["initial_accumulator_value"])
+            state["step"] = 0
+        state["step"] += 1
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        state["sum"] += g * g
+        p -= t(clr) * g / (xp.sqrt(state["sum"]) + t(group["eps"]))
+
+
+Adagrad = AdaGrad
+
+
+class RMSprop(Optimizer):
+    """Divide by a running RMS of gradients, as ``torch.optim.RMSprop`` (optionally centered, with momentum)."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def update(self, p, g, state, group):
+        t = p.dtype.type
+        xp = get_array_module(p)
+        a = t(group["alpha"])
+        if "square_avg" not in state:
+            state["square_avg"] = xp.zeros_like(p)
+        sq = state["square_avg"]
+        sq *= a
+        sq += (1 - a) * g * g
+        if group["centered"]:
+            ga = state.setdefault("grad_avg", xp.zeros_like(p))
+            ga *= a
+            ga += (1 - a) * g
+            avg = xp.sqrt(sq - ga * ga) + t(group["eps"])
+        else:
+            avg = xp.sqrt(sq) + t(group["eps"])
+        if group["momentum"] > 0:
+            buf = state.setdefault("momentum_buffer", xp.zeros_like(p))
+            buf *= t(group["momentum"])
+            buf += g / avg
+            p -= t(group["lr"]) * buf
+        else:
+            p -= t(group["lr"]) * g / avg
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, as ``torch.optim.Adam`` (L2 ``weight_decay``, optional AMSGrad)."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad))
+
+    def update(self, p, g, state, group):
+        t = p.dtype.type
+        xp = get_array_module(p)
+        b1, b2 = group["betas"]
+        if "exp_avg" not in state:
+            state["exp_avg"], state["exp_avg_sq"], state["step"] = xp.zeros_like(p), xp.zeros_like(p), 0
+        state["step"] += 1
+        step = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= t(b1)
+        m += t(1 - b1) * g
+        v *= t(b2)
+        v += t(1 - b2) * g * g
+        if group["amsgrad"]:
+            vmax = state.setdefault("max_exp_avg_sq", xp.zeros_like(p))
+            xp.maximum(vmax, v, out=vmax)
+            v = vmax
+        bias1, bias2 = 1 - b1**step, 1 - b2**step
+        denom = xp.sqrt(v) / t(np.sqrt(bias2)) + t(group["eps"])
+        p -= t(group["lr"] / bias1) * m / denom

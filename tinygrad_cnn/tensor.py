@@ -1,0 +1,870 @@
+"""Tensor, Function and reverse-mode autodiff.
+
+Every op is a :class:`Function`: ``forward`` works on raw arrays, ``backward`` works on
+Tensors with differentiable ops, so ``backward(create_graph=True)`` records the backward pass
+itself and gradients can be differentiated again. Calling a Function links its outputs to it
+(``tensor.creator``) and remembers its inputs; ``backward()`` walks that graph from the output
+in generation order (a heap, no recursion), so a chain of any length works.
+
+The elementary ops (arithmetic, reductions, shape ops, exp/log) live here, each backward right
+below its forward. Activations, losses, convolution and pooling live in ``functional`` and
+``conv``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import heapq
+import itertools
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .backend import as_numpy, get_array_module, is_array
+
+# --------------------------------------------------------------------------- grad mode
+
+_grad_enabled = True
+# Modules whose forward is running right now (outermost first); every recorded Function
+# remembers them so graphs can be drawn grouped by module. nn.Module.__call__ maintains it.
+_module_stack: list[Any] = []
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode: bool):
+    global _grad_enabled
+    old, _grad_enabled = _grad_enabled, bool(mode)
+    try:
+        yield
+    finally:
+        _grad_enabled = old
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager (and decorator) under which ops record nothing."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._old, _grad_enabled = _grad_enabled, False
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._old
+        return False
+
+
+# --------------------------------------------------------------------------- dtype policy
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _to_array(data: Any, dtype: Any = None):
+    """Turn ``data`` into an array following the dtype policy (see API.md).
+
+    Python lists/scalars become float32; arrays keep float32/float64 and integer/bool dtypes.
+    float16, complex, object and string data are refused with a clear message.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if is_array(data):
+        arr = data if dtype is None else data.astype(dtype, copy=False)
+    elif isinstance(data, np.generic):
+        arr = np.asarray(data, dtype=dtype)
+    else:
+        if isinstance(data, (str, bytes)):
+            raise TypeError(f"Tensor: cannot build a tensor from {type(data).__name__}")
+        try:
+            arr = np.array(data, dtype=np.float32 if dtype is None else dtype)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"Tensor: cannot build an array from {type(data).__name__} data "
+                f"(ragged nested list or non-numeric entries?): {exc}"
+            ) from None
+    kind = arr.dtype.kind
+    if kind == "f" and arr.dtype not in _FLOATS:
+        raise TypeError(
+            f"Tensor: dtype {arr.dtype} is not supported; use float32 (the default) or float64 "
+            f"(e.g. x.astype(np.float32))"
+        )
+    if kind not in "fiub":
+        raise TypeError(f"Tensor: dtype {arr.dtype} is not supported (numeric arrays only)")
+    return arr
+
+
+def _is_float(arr) -> bool:
+    return arr.dtype.kind == "f"
+
+
+# --------------------------------------------------------------------------- Tensor
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    ``data`` is the array (NumPy, or CuPy through ``backend``), ``grad`` a Tensor filled by
+    ``backward()`` on leaves that require grad, ``creator`` the Function that produced it.
+    """
+
+    __array_priority__ = 1000  # ndarray <op> Tensor dispatches to Tensor's reflected op
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        self.data = _to_array(data, dtype)
+        self.grad: Tensor | None = None
+        self.creator: Function | None = None
+        self.generation = 0
+        self.name = name
+        self._retain_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, data, requires_grad: bool = False) -> Tensor:
+        """Fast constructor for op outputs (the array is already valid)."""
+        t = cls.__new__(cls)
+        t.data, t.grad, t.creator, t.generation, t.name = data, None, None, 0, None
+        t._retain_grad, t._requires_grad = False, requires_grad
+        return t
+
+    # -- properties --------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and not _is_float(self.data):
+            raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
+        if not value and self.creator is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use detach()")
+        self._requires_grad = bool(value)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    @property
+    def grad_fn(self) -> Function | None:
+        return self.creator
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        return as_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        a = as_numpy(self.data)
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def __repr__(self) -> str:
+        body = np.array2string(as_numpy(self.data), precision=4, threshold=20, edgeitems=2, separator=", ")
+        extra = f", grad_fn=<{type(self.creator).__name__}>" if self.creator is not None else ""
+        if self.requires_grad and self.creator is None:
+            extra = ", requires_grad=True"
+        return f"Tensor({body}, shape={self.shape}, dtype={self.dtype}{extra})"
+
+    # -- autograd ------------------------------------------------------------
+    def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``gradient`` seeds the backward pass and is needed for non-scalar tensors.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no graph")
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward(): grad can be implicitly created only for scalar outputs; "
+                    f"this tensor has shape {self.shape}, pass backward(gradient)"
+                )
+            xp = get_array_module(self.data)
+            gradient = Tensor._wrap(xp.ones_like(self.data))
+        _backward([self], [gradient], retain_graph=retain_graph or create_graph, create_graph=create_graph)
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        self._retain_grad = True
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._wrap(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def requires_grad_(self, value: bool = True) -> Tensor:
+        self.requires_grad = value
+        return self
+
+    # -- operators -------------------------------------------------------------
+    def __add__(self, other):
+        return add(self, other)
+
+    def __radd__(self, other):
+        return add(other, self)
+
+    def __sub__(self, other):
+        return sub(self, other)
+
+    def __rsub__(self, other):
+        return sub(other, self)
+
+    def __mul__(self, other):
+        return mul(self, other)
+
+    def __rmul__(self, other):
+        return mul(other, self)
+
+    def __truediv__(self, other):
+        return div(self, other)
+
+    def __rtruediv__(self, other):
+        return div(other, self)
+
+    def __pow__(self, other):
+        return pow(self, other)
+
+    def __rpow__(self, other):
+        return pow(other, self)
+
+    def __neg__(self):
+        return Neg()(self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    def __getitem__(self, index):
+        return GetItem(index)(self)
+
+    # -- methods ---------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+        return Sum(axis, keepdims)(self)
+
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+        return mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims: bool = False) -> Tensor:
+        return Max(axis, keepdims)(self)
+
+    def argmax(self, axis=None) -> Tensor:
+        return Tensor._wrap(self.data.argmax(axis=axis))
+
+    def reshape(self, *shape) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Reshape(shape)(self)
+
+    def transpose(self, *axes) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return Transpose(axes or None)(self)
+
+    def flatten(self, start_dim: int = 1) -> Tensor:
+        return flatten(self, start_dim)
+
+    def broadcast_to(self, shape) -> Tensor:
+        return broadcast_to(self, shape)
+
+    def astype(self, dtype) -> Tensor:
+        return Cast(dtype)(self)
+
+    def exp(self) -> Tensor:
+        return Exp()(self)
+
+    def log(self) -> Tensor:
+        return Log()(self)
+
+    def relu(self) -> Tensor:
+        return _functional().relu(self)
+
+    def sigmoid(self) -> Tensor:
+        return _functional().sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        return _functional().tanh(self)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return _functional().softmax(self, axis)
+
+
+@functools.cache
+def _functional():
+    from . import functional
+
+    return functional
+
+
+def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
+    """``x`` as a Tensor; Python scalars take the dtype of ``like`` so float32 stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float)) and not isinstance(x, bool):
+        dt = like.dtype if _is_float(like.data) else (np.float32 if isinstance(x, float) else like.dtype)
+        xp = get_array_module(like.data)
+        return Tensor._wrap(xp.asarray(x, dtype=dt))
+    return Tensor(x)
+
+
+# --------------------------------------------------------------------------- Function
+
+
+class Function:
+    """One recorded op. Subclasses define ``forward(*arrays)`` and ``backward(*grad_tensors)``.
+
+    ``backward`` returns one gradient Tensor (or None) per input, built from differentiable
+    ops so that the backward pass can itself be recorded (``create_graph=True``).
+    Arrays saved in ``forward`` as attributes are freed after ``backward`` unless
+    ``retain_graph=True``.
+    """
+
+    inputs: tuple[Tensor, ...] | None = None
+    outputs: list[weakref.ref] = []
+    generation = 0
+    modules: tuple = ()
+    released = False
+
+    def __call__(self, *inputs: Any):
+        xs = []
+        for x in inputs:
+            xs.append(x if isinstance(x, Tensor) else as_tensor(x, xs[0] if xs else None))
+        self.needs_input_grad = tuple(x.requires_grad for x in xs)
+        record = _grad_enabled and any(self.needs_input_grad)
+        ys = self.forward(*[x.data for x in xs])
+        multi = isinstance(ys, tuple)
+        outputs = [Tensor._wrap(y, record and _is_float(y)) for y in (ys if multi else (ys,))]
+        if record:
+            self.generation = max(x.generation for x in xs)
+            self.inputs = tuple(xs)
+            self.outputs = [weakref.ref(o) for o in outputs]
+            self.modules = tuple(_module_stack)
+            for o in outputs:
+                o.creator, o.generation = self, self.generation + 1
+        return tuple(outputs) if multi else outputs[0]
+
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, *gys: Tensor):
+        raise NotImplementedError
+
+    def attrs(self) -> dict[str, Any]:
+        """Op attributes shown in graphs and used by ONNX export (kernel, stride, ...)."""
+        return {}
+
+    def output(self, i: int = 0) -> Tensor:
+        out = self.outputs[i]()
+        assert out is not None, "output tensor was freed"
+        return out
+
+    def release(self) -> None:
+        """Free the arrays saved for backward (the graph structure stays for drawing)."""
+        for k, v in list(vars(self).items()):
+            if is_array(v):
+                delattr(self, k)
+        self.released = True
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+# --------------------------------------------------------------------------- backward engine
+
+
+def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bool, create_graph: bool,
+              wanted: Sequence[Tensor] | None = None) -> dict[int, Tensor] | None:
+    """Propagate ``seeds`` from ``roots`` to every tensor that requires grad.
+
+    Functions are processed by decreasing generation so that each one sees the full gradient
+    of its outputs. With ``wanted`` the gradients of those tensors are returned instead of
+    being accumulated into ``.grad``.
+    """
+    grads: dict[int, Tensor] = {}
+    leaves: dict[int, Tensor] = {}
+    want = {id(t) for t in wanted} if wanted is not None else None
+    found: dict[int, Tensor] = {}
+    heap: list = []
+    queued: set[int] = set()
+    tie = itertools.count()
+
+    def push(fn: Function) -> None:
+        if id(fn) not in queued:
+            queued.add(id(fn))
+            heapq.heappush(heap, (-fn.generation, next(tie), fn))
+
+    def accumulate(t: Tensor, g: Tensor) -> None:
+        if g.shape != t.shape:
+            raise RuntimeError(f"backward: gradient of shape {g.shape} for a tensor of shape {t.shape}")
+        old = grads.get(id(t))
+        grads[id(t)] = g if old is None else old + g
+        if t.creator is None:
+            leaves[id(t)] = t
+        else:
+            push(t.creator)
+
+    with set_grad_enabled(create_graph):
+        for t, g in zip(roots, seeds):
+            g = g if isinstance(g, Tensor) else Tensor(g, dtype=t.dtype)
+            if g.shape != t.shape:
+                raise RuntimeError(f"backward: gradient has shape {g.shape} but the output has shape {t.shape}")
+            accumulate(t, g.astype(t.dtype) if g.dtype != t.dtype else g)
+        while heap:
+            fn = heapq.heappop(heap)[2]
+            if fn.released:
+                raise RuntimeError(
+                    f"Trying to backward through the graph a second time ({fn.name}): its saved arrays "
+                    "were freed. Pass retain_graph=True to the first backward()."
+                )
+            gys = []
+            for ref in fn.outputs:
+                out = ref()
+                g = grads.pop(id(out), None) if out is not None else None
+                if out is not None and g is not None:
+                    if want is not None and id(out) in want:
+                        found[id(out)] = g
+                    elif out._retain_grad and want is None:
+                        out.grad = g if out.grad is None else out.grad + g
+                if g is None and out is not None:
+                    g = Tensor._wrap(get_array_module(out.data).zeros_like(out.data))
+                gys.append(g)
+            gxs = fn.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            for x, gx in zip(fn.inputs, gxs):
+                if gx is not None and x.requires_grad:
+                    accumulate(x, gx)
+            if not retain_graph:
+                fn.release()
+    if want is not None:
+        for k in leaves:
+            if k in want:
+                found[k] = grads[k]
+        return found
+    for k, t in leaves.items():
+        g = grads[k]
+        if not create_graph:
+            g = Tensor._wrap(g.data)
+        t.grad = g if t.grad is None else t.grad + g
+    return None
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """Gradients of ``outputs`` w.r.t. ``inputs`` without touching ``.grad`` (torch.autograd.grad)."""
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        seeds = []
+        for o in outs:
+            if o.data.size != 1:
+                raise RuntimeError(f"grad: grad_outputs needed for non-scalar output of shape {o.shape}")
+            seeds.append(Tensor._wrap(get_array_module(o.data).ones_like(o.data)))
+    else:
+        seeds = [grad_outputs] if isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)) \
+            else list(grad_outputs)
+    for o in outs:
+        if not o.requires_grad:
+            raise RuntimeError("grad: an output does not require grad")
+    found = _backward(outs, seeds, retain_graph=create_graph if retain_graph is None else retain_graph,
+                      create_graph=create_graph, wanted=ins)
+    result = []
+    for t in ins:
+        g = found.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError("grad: one of the inputs was not used in the graph (pass allow_unused=True)")
+        result.append(g)
+    return tuple(result)
+
+
+# --------------------------------------------------------------------------- array helpers
+
+
+def sum_to_array(a, shape: tuple[int, ...]):
+    """Sum the broadcast axes of ``a`` away so it has ``shape`` (adjoint of broadcasting)."""
+    if a.shape == shape:
+        return a
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and a.shape[i + lead] != 1)
+    out = a.sum(axis=axes, keepdims=True)
+    return out.reshape(shape)
+
+
+def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % ndim if ndim else 0 for a in axes))
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = (a.shape, b.shape)
+        return a + b
+
+    def backward(self, gy):
+        return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = (a.shape, b.shape)
+        return a - b
+
+    def backward(self, gy):
+        return sum_to(gy, self.shapes[0]), sum_to(-gy, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(gy * b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(gy / b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-gy * a / (b * b), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    """``a ** b``; the gradient w.r.t. ``b`` is only formed when ``b`` requires grad."""
+
+    def forward(self, a, b):
+        return a ** b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(gy * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * self.output() * a.log(), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Exp(Function):
+    def forward(self, a):
+        return get_array_module(a).exp(a)
+
+    def backward(self, gy):
+        return gy * self.output()
+
+
+class Log(Function):
+    def forward(self, a):
+        return get_array_module(a).log(a)
+
+    def backward(self, gy):
+        return gy / self.inputs[0]
+
+
+class Cast(Function):
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def forward(self, a):
+        self.src = a.dtype
+        return a.astype(self.dtype, copy=False)
+
+    def backward(self, gy):
+        return gy.astype(self.src)
+
+
+def _operands(a, b) -> tuple[Tensor, Tensor]:
+    if isinstance(a, Tensor):
+        return a, as_tensor(b, a)
+    b = as_tensor(b)
+    return as_tensor(a, b), b
+
+
+def add(a, b) -> Tensor:
+    return Add()(*_operands(a, b))
+
+
+def sub(a, b) -> Tensor:
+    return Sub()(*_operands(a, b))
+
+
+def mul(a, b) -> Tensor:
+    return Mul()(*_operands(a, b))
+
+
+def div(a, b) -> Tensor:
+    return Div()(*_operands(a, b))
+
+
+def pow(a, b) -> Tensor:  # noqa: A001 - mirrors torch.pow
+    return Pow()(*_operands(a, b))
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp()(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log()(x)
+
+
+# --------------------------------------------------------------------------- matmul
+
+
+class MatMul(Function):
+    """``a @ b`` for 2-D and batched (broadcast leading axes) operands."""
+
+    def forward(self, a, b):
+        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
+        try:
+            return get_array_module(a).matmul(a, b)
+        except ValueError:
+            raise ValueError(f"matmul: batch shapes of {a.shape} and {b.shape} do not broadcast") from None
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(gy @ _swap_last(b), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(_swap_last(a) @ gy, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def _swap_last(t: Tensor) -> Tensor:
+    axes = list(range(t.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return t.transpose(*axes)
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product; a 1-D operand is treated as a row (left) or column (right) vector."""
+    a, b = _operands(a, b)
+    if a.ndim == 1 and b.ndim == 1:
+        return matmul(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
+    if a.ndim == 1:
+        return matmul(a.reshape(1, -1), b).reshape(*b.shape[:-2], b.shape[-1])
+    if b.ndim == 1:
+        return matmul(a, b.reshape(-1, 1)).reshape(a.shape[:-1])
+    return MatMul()(a, b)
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+class Sum(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        self.in_shape = a.shape
+        return a.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        if not self.keepdims and self.axis is not None:
+            gy = gy.reshape(_keepdims_shape(self.in_shape, self.axis))
+        return broadcast_to(gy, self.in_shape)
+
+    def attrs(self):
+        return {"axis": self.axis, "keepdims": self.keepdims}
+
+
+class Max(Function):
+    """Max over ``axis``; the gradient is shared equally between tied maxima."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        y = a.max(axis=self.axis, keepdims=True)
+        mask = (a == y).astype(a.dtype)
+        self.mask = mask / mask.sum(axis=self.axis, keepdims=True)
+        return y if self.keepdims else y.reshape(_reduced_shape(a.shape, self.axis))
+
+    def backward(self, gy):
+        shape = self.inputs[0].shape
+        gy = gy.reshape(_keepdims_shape(shape, self.axis))
+        return broadcast_to(gy, shape) * Tensor._wrap(self.mask)
+
+    def attrs(self):
+        return {"axis": self.axis, "keepdims": self.keepdims}
+
+
+def _reduced_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    axes = _normalize_axis(axis, len(shape))
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
+def _keepdims_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    axes = _normalize_axis(axis, len(shape))
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    n = 1
+    for a in _normalize_axis(axis, x.ndim):
+        n *= x.shape[a]
+    return x.sum(axis, keepdims) * (1.0 / max(n, 1))
+
+
+# --------------------------------------------------------------------------- shape ops
+
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, a):
+        self.in_shape = a.shape
+        try:
+            return a.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape {a.shape} into {self.shape}") from None
+
+    def backward(self, gy):
+        return gy.reshape(self.in_shape)
+
+    def attrs(self):
+        return {"shape": self.shape}
+
+
+class Transpose(Function):
+    def __init__(self, axes=None):
+        self.axes = None if axes is None else tuple(axes)
+
+    def forward(self, a):
+        if self.axes is not None and sorted(ax % a.ndim for ax in self.axes) != list(range(a.ndim)):
+            raise ValueError(f"transpose: axes {self.axes} are not a permutation for shape {a.shape}")
+        return a.transpose(self.axes)
+
+    def backward(self, gy):
+        if self.axes is None:
+            return gy.transpose()
+        return gy.transpose(*np.argsort([a % gy.ndim for a in self.axes]).tolist())
+
+    def attrs(self):
+        return {"perm": self.axes}
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, a):
+        self.in_shape = a.shape
+        return get_array_module(a).broadcast_to(a, self.shape)
+
+    def backward(self, gy):
+        return sum_to(gy, self.in_shape)
+
+
+class SumTo(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, a):
+        self.in_shape = a.shape
+        return sum_to_array(a, self.shape)
+
+    def backward(self, gy):
+        return broadcast_to(gy, self.in_shape)
+
+
+def broadcast_to(x: Tensor, shape) -> Tensor:
+    return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
+
+
+def sum_to(x: Tensor, shape) -> Tensor:
+    return x if x.shape == tuple(shape) else SumTo(shape)(x)
+
+
+def flatten(x: Tensor, start_dim: int = 1) -> Tensor:
+    start = start_dim % x.ndim if x.ndim else 0
+    return x.reshape(*x.shape[:start], -1)
+
+
+class GetItem(Function):
+    """NumPy indexing; repeated fancy indices accumulate their gradients."""
+
+    def __init__(self, index):
+        self.index = index.data if isinstance(index, Tensor) else index
+
+    def forward(self, a):
+        self.in_shape = a.shape
+        return a[self.index]
+
+    def backward(self, gy):
+        return GetItemGrad(self.index, self.in_shape)(gy)
+
+
+class GetItemGrad(Function):
+    """Scatter ``gy`` into zeros of the input shape: the adjoint of ``GetItem``."""
+
+    def __init__(self, index, shape):
+        self.index, self.shape = index, shape
+
+    def forward(self, gy):
+        xp = get_array_module(gy)
+        gx = xp.zeros(self.shape, dtype=gy.dtype)
+        if _has_array_index(self.index):
+            xp.add.at(gx, self.index, gy)
+        else:
+            gx[self.index] = gy
+        return gx
+
+    def backward(self, ggx):
+        return ggx[self.index]
+
+
+def _has_array_index(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(is_array(p) or isinstance(p, (list, Tensor)) for p in parts)
+
