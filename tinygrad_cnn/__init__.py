@@ -9,10 +9,12 @@ PyTorch-style modules, ``models`` SimpleConvNet/LeNet5/AlexNet, ``optim`` the op
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from . import functional, models, nn, optim, random
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .profiler import profile
 from .random import manual_seed
 from .serialization import CheckpointError, load, save
 from .tensor import Function, Tensor, grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -22,9 +24,21 @@ __version__ = "0.1.0"
 _LAZY = ("viz", "onnx", "data", "training", "profiler")
 
 
+if os.environ.get("TINYGRAD_CNN_PROFILE", "").strip() not in ("", "0"):
+    from .profiler import _start_from_env
+
+    _start_from_env()
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        module = importlib.import_module(f".{name}", __name__)
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            # hasattr() and getattr(..., default) expect AttributeError for a part not in this build
+            raise AttributeError(f"module 'tinygrad_cnn' has no attribute {name!r} ({exc})") from None
         globals()[name] = module
         return module
     raise AttributeError(f"module 'tinygrad_cnn' has no attribute {name!r}")
@@ -37,5 +51,5 @@ def __dir__() -> list[str]:
 __all__ = [
     "Tensor", "Function", "no_grad", "grad", "is_grad_enabled", "set_grad_enabled",
     "gradcheck", "gradgradcheck", "GradcheckError", "manual_seed", "save", "load", "CheckpointError",
-    "functional", "nn", "optim", "models", "random", "viz", "onnx", "data", "training", "profiler",
+    "functional", "nn", "optim", "models", "random", "viz", "onnx", "data", "training", "profiler", "profile",
 ]

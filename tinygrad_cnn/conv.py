@@ -11,19 +11,24 @@ max-pool scatter <-> gather, avg-pool <-> its adjoint), so second derivatives wo
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 from .backend import get_array_module
-from .tensor import Function, Tensor, as_tensor
+from .tensor import Function, Tensor, as_tensor, is_grad_enabled
 
 IntPair = int | tuple[int, int]
+# Column buffers of the conv input gradient are built this many bytes at a time (see
+# _conv_transpose_stride1): small enough for malloc to reuse, big enough for efficient GEMMs.
+_CHUNK_BYTES = 8 << 20
 
 
 def _pair(v: IntPair, what: str, op: str, minimum: int) -> tuple[int, int]:
-    pair = (v, v) if isinstance(v, int) else tuple(v)
-    if len(pair) != 2 or not all(isinstance(p, int) and p >= minimum for p in pair):
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # a float/None must not reach tuple()
+    if len(pair) != 2 or not all(isinstance(p, Integral) and not isinstance(p, bool) and p >= minimum
+                                 for p in pair):
         raise ValueError(f"{op}: {what} must be an int >= {minimum} or a pair of them, got {v!r}")
-    return pair  # type: ignore[return-value]
+    return (int(pair[0]), int(pair[1]))  # NumPy ints welcome, plain ints stored
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -114,6 +119,37 @@ def _scatter_windows(cols, input_shape, kh, kw, sh, sw, ph, pw):
     return img[:, :, ph:ph + h, pw:pw + w]
 
 
+def im2col_batched(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row: bool = False):
+    """``x: (N, C, H, W)`` -> ``(N, C*kh*kw, OH*OW)``: the layout conv2d uses internally.
+
+    Same numbers as :func:`im2col_array`, arranged so that ``W.reshape(OC, -1) @ col`` is a
+    batched matmul giving ``(N, OC, OH*OW)`` — NCHW directly, no transpose copy. The copy out of
+    the window view runs along OW (contiguous rows), which is far faster than the book's layout.
+    ``ones_row=True`` appends a row of ones, ``(N, C*kh*kw + 1, OH*OW)``, so that a bias stored
+    as the weight matrix's last column is added by the GEMM itself (no extra pass over the output).
+    """
+    (sh, sw), (ph, pw) = stride, padding
+    n, c = x.shape[:2]
+    oh, ow = _out_hw("im2col", x.shape, kh, kw, sh, sw, ph, pw)
+    win = _windows(pad2d(x, ph, pw), kh, kw, sh, sw, oh, ow)  # (N, C, kh, kw, OH, OW) view
+    if not ones_row:
+        return win.reshape(n, c * kh * kw, oh * ow)
+    xp = get_array_module(x)
+    col = xp.empty((n, c * kh * kw + 1, oh * ow), dtype=x.dtype)
+    body = col[:, :-1].reshape(n, c, kh, kw, oh, ow)  # a view: only leading axes are split
+    body[...] = win
+    col[:, -1] = 1
+    return col
+
+
+def col2im_batched(col, input_shape, kh: int, kw: int, stride=(1, 1), padding=(0, 0)):
+    """Adjoint of :func:`im2col_batched`: ``(N, C*kh*kw, OH*OW)`` -> ``(N, C, H, W)``."""
+    (sh, sw), (ph, pw) = stride, padding
+    n, c, h, w = input_shape
+    oh, ow = _out_hw("col2im", input_shape, kh, kw, sh, sw, ph, pw)
+    return _scatter_windows(col.reshape(n, c, kh, kw, oh, ow), (n, c, h, w), kh, kw, sh, sw, ph, pw)
+
+
 class Im2col(Function):
     def __init__(self, kh, kw, stride, padding):
         self.kh, self.kw, self.stride, self.padding = kh, kw, stride, padding
@@ -160,12 +196,6 @@ def col2im(col: Any, input_shape, kh: int, kw: int, stride: IntPair = 1, padding
 # --------------------------------------------------------------------------- conv2d
 
 
-def _rows(gy):
-    """``gy: (N, OC, OH, OW)`` -> ``(N*OH*OW, OC)``, matching im2col's row order."""
-    n, oc = gy.shape[:2]
-    return gy.transpose(0, 2, 3, 1).reshape(-1, oc)
-
-
 class Conv2d(Function):
     """``y = x * W + b``: x (N, C, H, W), W (OC, C, kh, kw), b (OC,) -> y (N, OC, OH, OW)."""
 
@@ -185,13 +215,15 @@ class Conv2d(Function):
         n, oc, (kh, kw) = x.shape[0], w.shape[0], w.shape[2:]
         self.kernel_size = (kh, kw)
         oh, ow = _out_hw("conv2d", x.shape, kh, kw, *self.stride, *self.padding)
-        col = im2col_array(x, kh, kw, self.stride, self.padding)
-        y = col @ w.reshape(oc, -1).T
-        if b is not None:
-            y += b
+        xp = get_array_module(x)
+        w2 = w.reshape(oc, -1)
+        if b is not None:  # bias as an extra weight column against a row of ones: added by the GEMM
+            w2 = xp.concatenate([w2, b.reshape(oc, 1).astype(w.dtype, copy=False)], axis=1)
+        col = im2col_batched(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
+        y = xp.matmul(w2, col)  # (N, OC, OH*OW): NCHW, contiguous
         if self.needs_input_grad[1]:
-            self.col = col  # reused by the weight gradient; freed after backward
-        return y.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)
+            self.col = col if b is None else col[:, :-1]  # reused by the weight gradient; freed after backward
+        return y.reshape(n, oc, oh, ow)
 
     def backward(self, gy):
         x, w = self.inputs[:2]
@@ -214,8 +246,11 @@ class ConvTranspose2d(Function):
 
     def forward(self, gy, w):
         oc, c, kh, kw = w.shape
-        gcol = _rows(gy) @ w.reshape(oc, -1)
-        return col2im_array(gcol, (gy.shape[0], c, *self.in_hw), kh, kw, self.stride, self.padding)
+        n = gy.shape[0]
+        if self.stride == (1, 1):
+            return _conv_transpose_stride1(gy, w, self.in_hw, self.padding)
+        gcol = get_array_module(gy).matmul(w.reshape(oc, -1).T, gy.reshape(n, oc, -1))  # (N, C*kh*kw, OH*OW)
+        return col2im_batched(gcol, (n, c, *self.in_hw), kh, kw, self.stride, self.padding)
 
     def backward(self, ggx):
         gy, w = self.inputs
@@ -225,6 +260,39 @@ class ConvTranspose2d(Function):
 
     def attrs(self):
         return {"stride": self.stride, "padding": self.padding}
+
+
+def _conv_transpose_stride1(gy, w, in_hw, padding):
+    """ConvTranspose2d forward for stride 1, with col2im as kh*kw long contiguous adds.
+
+    Flatten the padded image per (n, c): kernel offset (i, j) of output pixel (y, x) lands at
+    ``(y + i) * Wp + x + j``. Laying the output rows out at the padded width ``Wp`` (``gy``
+    zero-padded on the right before the GEMM, so the extra columns add zeros) makes every
+    offset's contribution one shifted block of length ``OH * Wp``: the adds run over long rows
+    instead of OW-long pieces (10x faster for LeNet-sized maps). Same sums as col2im_batched.
+    """
+    xp = get_array_module(gy)
+    n, oc, oh, ow = gy.shape
+    _, c, kh, kw = w.shape
+    (h, wd), (ph, pw) = in_hw, padding
+    hp, wp = h + 2 * ph, wd + 2 * pw
+    gy_ext = xp.zeros((n, oc, oh, wp), dtype=gy.dtype)
+    gy_ext[..., :ow] = gy
+    gy_ext = gy_ext.reshape(n, oc, oh * wp)
+    wt = w.reshape(oc, -1).T
+    img = xp.zeros((n, c, hp * wp + kw - 1), dtype=gy.dtype)  # kw - 1 slack for the last offsets' tails
+    length = oh * wp
+    # a few images at a time, so the (C*kh*kw, OH*Wp) columns stay small enough to be reused by
+    # the allocator instead of being page-faulted in afresh (AlexNet-sized layers: 64 MB at once)
+    step = max(1, _CHUNK_BYTES // (c * kh * kw * length * gy.dtype.itemsize))
+    for i in range(0, n, step):
+        gcol = xp.matmul(wt, gy_ext[i:i + step]).reshape(-1, c, kh * kw, length)  # (n', C, kh*kw, OH*Wp)
+        part = img[i:i + step]
+        for k in range(kh * kw):
+            start = (k // kw) * wp + k % kw
+            seg = part[:, :, start:start + length]
+            xp.add(seg, gcol[:, :, k], out=seg)
+    return img[:, :, :hp * wp].reshape(n, c, hp, wp)[:, :, ph:ph + h, pw:pw + wd]
 
 
 class Conv2dWeightGrad(Function):
@@ -239,8 +307,11 @@ class Conv2dWeightGrad(Function):
         oc, c, kh, kw = self.w_shape
         col = self.__dict__.pop("col", None)
         if col is None:
-            col = im2col_array(x, kh, kw, self.stride, self.padding)
-        return (_rows(gy).T @ col).reshape(self.w_shape)
+            col = im2col_batched(x, kh, kw, self.stride, self.padding)
+        n = gy.shape[0]
+        # one GEMM per image, (OC, OH*OW) @ (OH*OW, C*kh*kw), then the sum over the batch
+        gw = get_array_module(gy).matmul(gy.reshape(n, oc, -1), col.transpose(0, 2, 1))
+        return gw.sum(axis=0).reshape(self.w_shape)
 
     def backward(self, ggw):
         x, gy = self.inputs
@@ -302,20 +373,37 @@ class MaxPool2d(_Pool):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x.shape)
         xp = get_array_module(x)
         xpad = pad2d(x, ph, pw, -xp.inf)
-        y, arg = None, None
-        for k in range(kh * kw):
-            s = _offset(xpad, k // kw, k % kw, sh, sw, oh, ow)
-            if y is None:
-                y, arg = s.copy(), xp.zeros(s.shape, dtype=xp.uint8 if kh * kw < 256 else xp.int32)
-            else:
-                better = s > y
-                xp.copyto(y, s, where=better)
-                arg[better] = k
-        self.argmax = arg
+        views = [_offset(xpad, k // kw, k % kw, sh, sw, oh, ow) for k in range(kh * kw)]
+        if not (is_grad_enabled() and self.needs_input_grad[0]):  # nothing to route back: max only
+            y = views[0].copy() if len(views) == 1 else xp.maximum(views[0], views[1])
+            for v in views[2:]:
+                xp.maximum(y, v, out=y)
+            return y
+        y, self.argmax = _max_argmax(views)
         return y
 
     def backward(self, gy):
         return MaxPool2dScatter(self, self.inputs[0].shape)(gy)
+
+
+def _max_argmax(views):
+    """Max over the kh*kw offset views ``(N, C, OH, OW)`` and the index of the first maximum.
+
+    Tie rule: the first maximum in row-major window order wins. Offset k replaces the running
+    max only when strictly greater, so the winner is the *last* k that improved it: the argmax
+    is ``max_k(k * improved_k)``, computed with cheap uint8 ops (no boolean-mask assignment).
+    """
+    xp = get_array_module(views[0])
+    y = views[0].copy()
+    arg = xp.zeros(y.shape, dtype=xp.uint8 if len(views) < 256 else xp.int32)
+    better = xp.empty(y.shape, dtype=bool)
+    tmp = xp.empty_like(arg)
+    for k in range(1, len(views)):
+        xp.greater(views[k], y, out=better)
+        xp.maximum(y, views[k], out=y)
+        xp.multiply(better, arg.dtype.type(k), out=tmp)
+        xp.maximum(arg, tmp, out=arg)
+    return y, arg
 
 
 class MaxPool2dScatter(_Pool):
@@ -327,16 +415,47 @@ class MaxPool2dScatter(_Pool):
 
     def forward(self, gy):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(self.in_shape)
-        xp = get_array_module(gy)
-        n, c, h, w = self.in_shape
-        gx = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
-        zero = gy.dtype.type(0)
-        for k in range(kh * kw):
-            _offset(gx, k // kw, k % kw, sh, sw, oh, ow)[...] += xp.where(self.argmax == k, gy, zero)
-        return gx[:, :, ph:ph + h, pw:pw + w]
+        if ph == pw == 0 and sh >= kh and sw >= kw:
+            return _scatter_disjoint(gy, self.argmax, self.in_shape, kh, kw, sh, sw)
+        return _scatter_general(gy, self.argmax, self.in_shape, kh, kw, sh, sw, ph, pw)
 
     def backward(self, ggx):
         return MaxPool2dGather(self)(ggx)
+
+
+def _scatter_general(gy, argmax, in_shape, kh, kw, sh, sw, ph, pw):
+    """Max-pool scatter for any geometry (overlapping windows, padding): accumulate per offset."""
+    xp = get_array_module(gy)
+    n, c, h, w = in_shape
+    oh, ow = gy.shape[-2:]
+    gx = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
+    eq = xp.empty(gy.shape, dtype=bool)
+    part = xp.empty_like(gy)
+    for k in range(kh * kw):
+        xp.equal(argmax, k, out=eq)
+        xp.multiply(gy, eq, out=part)
+        view = _offset(gx, k // kw, k % kw, sh, sw, oh, ow)
+        xp.add(view, part, out=view)
+    return gx[:, :, ph:ph + h, pw:pw + w]
+
+
+def _scatter_disjoint(gy, argmax, in_shape, kh, kw, sh, sw):
+    """Max-pool scatter when windows do not overlap (stride >= kernel, no padding, e.g. 2x2/2).
+
+    Every input pixel is in at most one window, so each offset's share is written straight into
+    its strided slice of ``gx``: no accumulation, and no zero-fill when the windows tile the input.
+    Same result as the general path (same argmax, same tie rule).
+    """
+    xp = get_array_module(gy)
+    n, c, h, w = in_shape
+    oh, ow = gy.shape[-2:]
+    tiles = (sh, sw) == (kh, kw) and oh * sh == h and ow * sw == w
+    gx = (xp.empty if tiles else xp.zeros)(in_shape, dtype=gy.dtype)
+    eq = xp.empty(gy.shape, dtype=bool)
+    for k in range(kh * kw):
+        xp.equal(argmax, k, out=eq)
+        xp.multiply(gy, eq, out=_offset(gx, k // kw, k % kw, sh, sw, oh, ow))
+    return gx
 
 
 class MaxPool2dGather(_Pool):

@@ -36,9 +36,12 @@ __all__ = [
 
 
 class ReLU(Function):
+    """``max(x, 0)``; the 1-byte mask ``x > 0`` is kept only when the op is recorded."""
+
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        if is_grad_enabled() and self.needs_input_grad[0]:
+            self.mask = x > 0
+        return get_array_module(x).maximum(x, x.dtype.type(0))
 
     def backward(self, gy):
         return gy * Tensor._wrap(self.mask)

@@ -20,6 +20,12 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, or not a tinygrad_cnn ``.npz``."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``.
 
@@ -33,6 +39,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -60,9 +67,10 @@ def load(path: str | os.PathLike) -> OrderedDict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"load: no such checkpoint file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise CheckpointError(f"load: {path} is a single .npy array, not a .npz state dict")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy gives an ndarray, not a context manager
+            raise CheckpointError(f"load: {path} is a single .npy array, not a .npz state dict")
+        with z:
             return OrderedDict((k, z[k]) for k in z.files)
     except CheckpointError:
         raise

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -45,18 +46,25 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign before Module.__init__() call (call super().__init__() first)")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        # Re-assigning a registered name keeps its place (as PyTorch): state_dict order stays stable.
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
-        elif value is None and name in ("weight", "bias"):
+        elif value is None and name in self._modules:
+            self._modules[name] = None
+        elif value is None and (name in self._parameters or name in ("weight", "bias")):
             self._parameters[name] = None
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -78,9 +86,19 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         _tensor._module_stack.append(self)
         try:
-            return self.forward(*args, **kwargs)
+            out = self.forward(*args, **kwargs)
         finally:
             _tensor._module_stack.pop()
+        for hook in tuple(self.__dict__.get("_forward_hooks", {}).values()):
+            result = hook(self, args, out)
+            if result is not None:
+                out = result
+        return out
+
+    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every forward (as PyTorch); a non-None return
+        replaces the output. ``handle.remove()`` unregisters it (used by ``viz.summary``)."""
+        return RemovableHandle(self.__dict__.setdefault("_forward_hooks", OrderedDict()), hook)
 
     # -- traversal -------------------------------------------------------------
     def children(self) -> Iterator[Module]:
@@ -182,6 +200,25 @@ class Module:
             body = repr(mod).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+class RemovableHandle:
+    """Returned by ``register_forward_hook``; ``remove()`` (or leaving a ``with`` block) unregisters."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: OrderedDict, hook: Callable) -> None:
+        self.hooks, self.id = hooks, next(RemovableHandle._ids)
+        hooks[self.id] = hook
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
 
 
 def _copy_like(src: Any, like: Any):

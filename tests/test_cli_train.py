@@ -1,0 +1,122 @@
+"""Tests for `tinygrad-cnn train` / `tinygrad-cnn evaluate` (in-process through cli.main, one real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import training
+from tinygrad_cnn.cli import main
+
+SMOKE = ["--epochs", "1", "--limit", "300", "--batch-size", "50", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One epoch of the default model on 300 mnist-sample digits, as the README's command would run it."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["train", *SMOKE, "--out", str(out)])
+    return rc, out, buf.getvalue()
+
+
+def test_train_smoke_writes_the_run_directory(smoke_run):
+    rc, out, printed = smoke_run
+    assert rc == 0
+    assert "training simpleconvnet (433,890 parameters) on mnist-sample (300 train / 1,000 test)" in printed
+    assert "epoch 1/1" in printed and "final test accuracy:" in printed
+    for name in ("checkpoint.npz", "history.json", "history.csv", "config.json"):
+        assert (out / name).is_file(), name
+    hist = json.loads((out / "history.json").read_text())["epochs"]
+    assert len(hist) == 1 and 0.25 < hist[0]["test_acc"] <= 1.0  # chance is 0.1
+    assert f"{100 * hist[0]['test_acc']:.2f}%" in printed
+    csv_lines = (out / "history.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,train_loss,train_acc,test_loss,test_acc") and len(csv_lines) == 2
+    ck = training.load_checkpoint(out / "checkpoint.npz")
+    assert ck.epoch == 1
+    assert ck.config["model"] == "simpleconvnet" and ck.config["dataset"] == "mnist-sample"
+    assert ck.config["optimizer"] == "momentum" and ck.config["lr"] == 0.05 and ck.config["limit"] == 300
+    assert "momentum_buffer" in {k.split(".")[-1] for k in ck.optim} and ck.config["weight_decay"] == 1e-3
+    pytest.importorskip("matplotlib")
+    for name in ("learning_curves.png", "filters_before.png", "filters_after.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
+    if shutil.which("dot"):
+        assert "<svg" in (out / "graph.svg").read_text()
+
+
+def test_evaluate_rebuilds_the_model_from_the_checkpoint(smoke_run, capsys):
+    _, out, _ = smoke_run
+    acc = json.loads((out / "history.json").read_text())["epochs"][0]["test_acc"]
+    assert main(["evaluate", "--checkpoint", str(out / "checkpoint.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert f"simpleconvnet (epoch 1) on mnist-sample test: accuracy {100 * acc:.2f}%" in printed
+    assert f"({round(acc * 1000)}/1000)" in printed and "loss" in printed
+    assert main(["evaluate", "--checkpoint", str(out), "--split", "train", "--batch-size", "1000"]) == 0
+    assert "on mnist-sample train: accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.npz")]) == 2
+    assert "no such checkpoint file" in capsys.readouterr().err
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["evaluate", "--checkpoint", str(junk)]) == 2
+    assert "junk.npz" in capsys.readouterr().err
+
+
+def test_cli_resume_equals_straight_run(smoke_run, tmp_path, capsys):
+    _, out, _ = smoke_run
+    resumed = tmp_path / "resumed"
+    shutil.copytree(out, resumed)
+    assert main(["train", "--epochs", "2", "--resume", "--out", str(resumed), "--no-progress"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    straight = tmp_path / "straight"
+    assert main(["train", "--epochs", "2", "--limit", "300", "--batch-size", "50", "--no-progress",
+                 "--no-pictures", "--out", str(straight)]) == 0
+    a, b = training.load_checkpoint(resumed), training.load_checkpoint(straight)
+    assert a.epoch == b.epoch == 2
+    for k in b.model:
+        np.testing.assert_array_equal(a.model[k], b.model[k], err_msg=k)
+    for k in b.optim:
+        np.testing.assert_array_equal(a.optim[k], b.optim[k], err_msg=k)
+    assert [r["train_loss"] for r in a.history.epochs] == [r["train_loss"] for r in b.history.epochs]
+
+
+def test_cli_resume_refuses_changed_settings(smoke_run, tmp_path):
+    _, out, _ = smoke_run
+    with pytest.raises(SystemExit, match="--lr 0.1 differs from the checkpoint's 0.05"):
+        main(["train", "--epochs", "2", "--resume", "--out", str(out), "--lr", "0.1"])
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        main(["train", "--resume", "--out", str(tmp_path / "empty")])
+    with pytest.raises(SystemExit, match="--resume needs --out"):
+        main(["train", "--resume"])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_cli_nan_stop_exit_code(tmp_path, capsys):
+    rc = main(["train", "--optimizer", "sgd", "--lr", "1e12", "--epochs", "2", "--limit", "100", "--batch-size", "20",
+               "--no-progress", "--no-pictures", "--out", str(tmp_path / "nan")])
+    assert rc == 1
+    assert "training stopped: the loss is" in capsys.readouterr().out
+    assert not (tmp_path / "nan" / "checkpoint.npz").exists()
+
+
+def test_help_lists_train_and_evaluate():
+    r = subprocess.run([sys.executable, "-m", "tinygrad_cnn", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert "train" in r.stdout and "evaluate" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "tinygrad_cnn", "train", "--help"], capture_output=True, text=True,
+                       timeout=60)
+    for opt in ("--model", "--dataset", "--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--out",
+                "--resume", "--limit"):
+        assert opt in r.stdout, opt
+    assert "lenet5-classic" in r.stdout and "fashion-mnist" in r.stdout and "rmsprop" in r.stdout

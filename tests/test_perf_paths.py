@@ -1,0 +1,307 @@
+"""Every fast path gives the same numbers as the general path (ties, padding, odd sizes, dtypes).
+
+Fast paths under test: the disjoint max-pool scatter (stride >= kernel, no padding), the
+max-only forward when nothing is recorded, the stride-1 conv-transpose (input gradient) with
+long contiguous adds, the batched NCHW im2col, and the ReLU/max-pool no-grad forwards. Plus:
+no float64 array anywhere in a float32 training step.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tc
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor, conv, models, optim
+from tinygrad_cnn import tensor as _tensor
+
+DTYPES = (np.float32, np.float64)
+
+
+# --------------------------------------------------------------------------- max-pool
+
+
+def _ref_maxpool(x, k, s, p):
+    """Loop reference: values and the first (row-major) argmax of each window, padding = -inf."""
+    (kh, kw), (sh, sw), (ph, pw) = k, s, p
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + 2 * ph, w + 2 * pw), -np.inf, dtype=x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    y = np.empty((n, c, oh, ow), x.dtype)
+    gx_pos = np.empty((n, c, oh, ow, 2), int)  # winner's (row, col) in the unpadded input
+    for a, b, i, j in itertools.product(range(n), range(c), range(oh), range(ow)):
+        win = xp[a, b, i * sh:i * sh + kh, j * sw:j * sw + kw]
+        flat = int(np.argmax(win))  # NumPy's argmax returns the first maximum in row-major order
+        y[a, b, i, j] = win.flat[flat]
+        gx_pos[a, b, i, j] = (i * sh + flat // kw - ph, j * sw + flat % kw - pw)
+    return y, gx_pos
+
+
+def _ref_maxpool_grad(x_shape, gy, pos):
+    gx = np.zeros(x_shape, gy.dtype)
+    n, c, oh, ow = gy.shape
+    for a, b, i, j in itertools.product(range(n), range(c), range(oh), range(ow)):
+        r, q = pos[a, b, i, j]
+        gx[a, b, r, q] += gy[a, b, i, j]
+    return gx
+
+
+def _tied(rng, shape, dtype):
+    """Small integers after a ReLU: many ties inside windows, including all-zero windows."""
+    return np.maximum(rng.integers(-2, 3, size=shape), 0).astype(dtype)
+
+
+POOL_CASES = [
+    # (input shape, kernel, stride, padding)
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)),    # the common case: windows tile the input
+    ((2, 2, 7, 9), (2, 2), (2, 2), (0, 0)),    # odd sizes: the last row/col is dropped
+    ((1, 2, 9, 7), (3, 2), (3, 2), (0, 0)),    # rectangular kernel, k == s
+    ((1, 2, 10, 11), (2, 2), (3, 3), (0, 0)),  # stride > kernel: gaps between windows
+    ((2, 2, 11, 11), (3, 3), (2, 2), (0, 0)),  # overlapping (AlexNet's 3/2)
+    ((1, 3, 7, 6), (3, 3), (2, 2), (1, 1)),    # overlapping with padding
+    ((1, 2, 6, 6), (2, 2), (2, 2), (1, 1)),    # k == s with padding: general path
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p", POOL_CASES)
+@pytest.mark.parametrize("data", ["random", "ties"])
+def test_max_pool_matches_loop_reference_incl_tie_rule(shape, k, s, p, dtype, data):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype) if data == "random" else _tied(rng, shape, dtype)
+    y_ref, pos = _ref_maxpool(x, k, s, p)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    xt = Tensor(x, requires_grad=True)
+    y = F.max_pool2d(xt, k, s, p)
+    y.backward(Tensor(gy))
+    assert y.dtype == dtype and xt.grad.dtype == dtype
+    np.testing.assert_array_equal(y.data, y_ref)
+    g_ref = _ref_maxpool_grad(shape, gy, pos)
+    np.testing.assert_array_equal(xt.grad.data != 0, g_ref != 0)  # the same winners
+    if s[0] >= k[0] and s[1] >= k[1]:
+        np.testing.assert_array_equal(xt.grad.data, g_ref)
+    else:  # overlapping windows: sums may be added in another order
+        np.testing.assert_allclose(xt.grad.data, g_ref, rtol=1e-6, atol=1e-6)
+    with tc.no_grad():  # the max-only forward gives the same values
+        np.testing.assert_array_equal(F.max_pool2d(Tensor(x), k, s, p).data, y_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s", [((2, 3, 8, 8), (2, 2), (2, 2)), ((2, 2, 7, 9), (2, 2), (2, 2)),
+                                       ((1, 2, 10, 11), (2, 2), (3, 3)), ((1, 2, 9, 7), (3, 2), (3, 2))])
+def test_disjoint_scatter_equals_general_scatter(shape, k, s, dtype):
+    rng = np.random.default_rng(1)
+    x = _tied(rng, shape, dtype)
+    pool = conv.MaxPool2d(k, s, (0, 0))
+    pool.needs_input_grad = (True,)
+    y = pool.forward(x)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    fast = conv._scatter_disjoint(gy, pool.argmax, shape, *k, *s)
+    general = conv._scatter_general(gy, pool.argmax, shape, *k, *s, 0, 0)
+    np.testing.assert_array_equal(fast, general)
+    assert fast.dtype == dtype
+
+
+def test_max_pool_ties_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    for shape, k, s, p in POOL_CASES:
+        x = _tied(rng, shape, np.float32)
+        gy = rng.standard_normal(F.max_pool2d(Tensor(x), k, s, p).shape).astype(np.float32)
+        xt = Tensor(x, requires_grad=True)
+        F.max_pool2d(xt, k, s, p).backward(Tensor(gy))
+        tx = torch.tensor(x, requires_grad=True)
+        torch.nn.functional.max_pool2d(tx, k, s, p).backward(torch.tensor(gy))
+        g, tg = xt.grad.data, tx.grad.numpy()
+        np.testing.assert_array_equal(g != 0, tg != 0, err_msg=str((shape, k, s, p)))  # same winners
+        np.testing.assert_allclose(g, tg, rtol=1e-6, atol=1e-6, err_msg=str((shape, k, s, p)))
+
+
+@pytest.mark.parametrize("k,s,p", [((2, 2), (2, 2), (0, 0)), ((2, 2), (3, 3), (0, 0)), ((3, 3), (2, 2), (1, 1))])
+def test_max_pool_fast_paths_pass_gradcheck(k, s, p):
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((2, 2, 7, 7)), requires_grad=True)
+    assert tc.gradcheck(lambda t: F.max_pool2d(t, k, s, p), (x,))
+    assert tc.gradgradcheck(lambda t: F.max_pool2d(t, k, s, p), (x,))
+
+
+def test_max_pool_records_no_argmax_without_grad():
+    x = Tensor(np.random.default_rng(4).standard_normal((1, 1, 4, 4)).astype(np.float32))
+    pool = conv.MaxPool2d((2, 2), (2, 2), (0, 0))
+    pool(x)  # input does not require grad: nothing to route back
+    assert not hasattr(pool, "argmax")
+
+
+# --------------------------------------------------------------------------- convolution
+
+CONV_CASES = [
+    # (x shape, weight shape, stride, padding)
+    ((2, 3, 7, 9), (4, 3, 3, 2), (1, 1), (1, 1)),
+    ((3, 2, 10, 6), (5, 2, 5, 5), (1, 1), (2, 2)),
+    ((2, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0)),   # LeNet's conv2
+    ((2, 3, 9, 8), (4, 3, 3, 3), (2, 2), (1, 1)),
+    ((1, 2, 11, 13), (3, 2, 4, 3), (3, 2), (2, 1)),
+    ((2, 1, 5, 5), (2, 1, 5, 5), (1, 1), (0, 0)),      # kernel == input
+    ((2, 4, 6, 5), (3, 4, 1, 1), (1, 1), (0, 0)),      # 1x1
+]
+
+
+def _book_conv_grads(x, w, gy, s, p):
+    """Reference through the book's im2col layout: y, dx (via col2im_array), dw."""
+    oc, c, kh, kw = w.shape
+    n = x.shape[0]
+    col = conv.im2col_array(x, kh, kw, s, p)                       # (N*OH*OW, C*kh*kw)
+    oh, ow = gy.shape[2:]
+    y = (col @ w.reshape(oc, -1).T).reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)
+    rows = gy.transpose(0, 2, 3, 1).reshape(-1, oc)
+    dx = conv.col2im_array(rows @ w.reshape(oc, -1), x.shape, kh, kw, s, p)
+    dw = (rows.T @ col).reshape(w.shape)
+    return y, dx, dw
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,ws,s,p", CONV_CASES)
+def test_conv_paths_match_the_book_layout(xs, ws, s, p, dtype):
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    y = F.conv2d(xt, wt, stride=s, padding=p)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(Tensor(gy))
+    y_ref, dx_ref, dw_ref = _book_conv_grads(x, w, gy, s, p)
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
+    assert y.dtype == xt.grad.dtype == wt.grad.dtype == dtype
+    np.testing.assert_allclose(y.data, y_ref, **tol)
+    np.testing.assert_allclose(xt.grad.data, dx_ref, **tol)
+    np.testing.assert_allclose(wt.grad.data, dw_ref, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,ws,s,p", [c for c in CONV_CASES if c[2] == (1, 1)])
+def test_stride1_conv_transpose_equals_col2im_path(xs, ws, s, p, dtype):
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal(ws).astype(dtype)
+    oc, c, kh, kw = ws
+    n, _, h, wd = xs
+    oh, ow = h + 2 * p[0] - kh + 1, wd + 2 * p[1] - kw + 1
+    gy = rng.standard_normal((n, oc, oh, ow)).astype(dtype)
+    fast = conv._conv_transpose_stride1(gy, w, (h, wd), p)
+    gcol = np.matmul(w.reshape(oc, -1).T, gy.reshape(n, oc, -1))
+    general = conv.col2im_batched(gcol, xs, kh, kw, s, p)
+    assert fast.shape == general.shape == xs and fast.dtype == dtype
+    np.testing.assert_allclose(fast, general, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("xs,ws,s,p", [c for i, c in enumerate(CONV_CASES) if i != 2])  # LeNet-sized is slow
+def test_conv_paths_pass_gradcheck_first_and_second_order(xs, ws, s, p):
+    rng = np.random.default_rng(7)
+    xs = (1, *xs[1:])
+    x = Tensor(rng.standard_normal(xs), requires_grad=True)
+    w = Tensor(rng.standard_normal(ws), requires_grad=True)
+    b = Tensor(rng.standard_normal(ws[0]), requires_grad=True)
+    fn = lambda x, w, b: F.conv2d(x, w, b, s, p)  # noqa: E731
+    assert tc.gradcheck(fn, (x, w, b))
+    assert tc.gradgradcheck(fn, (x, w, b))
+
+
+def test_im2col_batched_is_the_book_layout_rearranged():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    book = conv.im2col_array(x, 3, 2, (2, 1), (1, 0))
+    batched = conv.im2col_batched(x, 3, 2, (2, 1), (1, 0))
+    n, ckk, p = batched.shape
+    np.testing.assert_array_equal(batched.transpose(0, 2, 1).reshape(n * p, ckk), book)
+    with_ones = conv.im2col_batched(x, 3, 2, (2, 1), (1, 0), ones_row=True)  # the bias-in-GEMM layout
+    assert with_ones.shape == (n, ckk + 1, p) and with_ones.dtype == np.float32
+    np.testing.assert_array_equal(with_ones[:, :-1], batched)
+    np.testing.assert_array_equal(with_ones[:, -1], 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_bias_in_gemm_matches_bias_added_after(dtype):
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal((2, 3, 6, 7)).astype(dtype), rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    y = F.conv2d(Tensor(x), Tensor(w), Tensor(b), 1, 1).data
+    y_ref = F.conv2d(Tensor(x), Tensor(w), None, 1, 1).data + b[:, None, None]
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_conv_input_that_does_not_require_grad_gets_no_gradient_work():
+    x = Tensor(np.ones((2, 1, 6, 6), np.float32))
+    w = Tensor(np.ones((2, 1, 3, 3), np.float32), requires_grad=True)
+    with tc.profile(verbose=False):
+        y = F.conv2d(x, w)
+    y.sum().backward()
+    assert x.grad is None and w.grad is not None
+    np.testing.assert_array_equal(w.grad.data, np.full((2, 1, 3, 3), 2 * 16, np.float32))
+
+
+# --------------------------------------------------------------------------- relu and dtypes
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_forward_and_grad_unchanged(dtype):
+    x = np.array([[-1.5, 0.0, 2.0], [3.0, -0.0, -7.0]], dtype)
+    xt = Tensor(x, requires_grad=True)
+    y = F.relu(xt)
+    y.backward(Tensor(np.full(x.shape, 2, dtype)))
+    np.testing.assert_array_equal(y.data, [[0, 0, 2], [3, 0, 0]])
+    np.testing.assert_array_equal(xt.grad.data, [[0, 0, 2], [2, 0, 0]])
+    assert y.dtype == xt.grad.dtype == dtype
+    with tc.no_grad():
+        fn = F.ReLU()
+        np.testing.assert_array_equal(fn(Tensor(x)).data, y.data)
+        assert not hasattr(fn, "mask")  # nothing saved for a backward that cannot happen
+
+
+@pytest.mark.parametrize("name", ["simpleconvnet", "lenet5", "lenet5-classic"])
+def test_no_float64_anywhere_in_a_float32_training_step(name, monkeypatch):
+    seen: list[np.dtype] = []
+    wrap = _tensor.Tensor._wrap.__func__
+
+    def spy(cls, data, requires_grad=False):
+        seen.append(np.asarray(data).dtype)
+        return wrap(cls, data, requires_grad)
+
+    tc.manual_seed(0)
+    model = models.get_model(name)
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    x = Tensor(np.random.default_rng(9).standard_normal((4, 1, 28, 28), dtype=np.float32))
+    monkeypatch.setattr(_tensor.Tensor, "_wrap", classmethod(spy))
+    loss = F.softmax_cross_entropy(model(x), np.array([0, 1, 2, 3]))
+    loss.backward()
+    opt.step()
+    floats = {d for d in seen if d.kind == "f"}
+    assert floats == {np.dtype(np.float32)}, floats
+    assert all(p.data.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
+
+
+# --------------------------------------------------------------------------- bench CLI (structure, never timings)
+
+
+def test_bench_cli_runs_a_workload_in_a_subprocess_and_writes_json(tmp_path, capsys):
+    import json
+
+    from tinygrad_cnn.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--workloads", "W3d", "--reps", "1", "--no-torch", "--no-memory", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    row = result["workloads"]["W3d"]
+    assert set(result["workloads"]) == {"W3d"} and row["ours"]["reps"] == 1
+    assert row["ours"]["min_ms"] <= row["ours"]["median_ms"]
+    assert "torch" not in row and result["machine"]["blas_threads"] >= 1
+    assert "W3d" in capsys.readouterr().out
+
+
+def test_bench_cli_rejects_unknown_workloads(capsys):
+    from tinygrad_cnn.cli import main
+
+    assert main(["bench", "--workloads", "W9", "--no-torch"]) == 2
+    assert "W9" in capsys.readouterr().out

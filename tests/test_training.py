@@ -1,0 +1,307 @@
+"""Tests for tinygrad_cnn.training: a real run on mnist-sample, checkpoints, exact resume, NaN stop, evaluate."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tc
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import nn, optim, training
+from tinygrad_cnn.data import DataLoader, load_dataset
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_dataset("mnist-sample")
+
+
+class TinyNet(nn.Module):
+    """Conv + pool + dropout + linear: small enough for fast tests, with dropout so the global RNG matters."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 5)
+        self.pool = nn.MaxPool2d(4)
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x):
+        return self.fc(self.drop(self.pool(F.relu(self.conv1(x))).flatten(1)))
+
+
+def make_run(sample, n=300, seed=0, batch_size=50):
+    (x, y), (xt, yt) = sample
+    tc.manual_seed(seed)
+    model = TinyNet()
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    loader = DataLoader(x[:n], y[:n], batch_size=batch_size, shuffle=True, seed=seed)
+    return model, opt, loader, (xt[:200], yt[:200])
+
+
+def weights(model):
+    return {k: v.copy() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# ----------------------------------------------------------------------------- a real run
+
+def test_simpleconvnet_learns_mnist_sample(sample):
+    """Two epochs of SimpleConvNet (He init, Adam) on the 4,000 real digits: > 90% on the 1,000 test digits."""
+    (x, y), test = sample
+    tc.manual_seed(0)
+    model = tc.models.SimpleConvNet(weight_init_std="he")
+    opt = optim.Adam(model.parameters(), lr=0.002)
+    hist = training.fit(model, opt, DataLoader(x, y, batch_size=50, shuffle=True, seed=0), test, epochs=2,
+                        progress_bar=False, log=None)
+    assert len(hist) == 2 and hist.column("epoch") == [1, 2]
+    assert hist.test_acc[-1] > 0.90, hist.epochs
+    assert hist.train_acc[-1] > hist.train_acc[0]
+    assert hist.epochs[-1]["test_loss"] < hist.epochs[0]["test_loss"]
+    res = training.evaluate(model, test)
+    assert res.accuracy == hist.test_acc[-1] and res.n == 1000
+
+
+def test_seeded_runs_are_bitwise_reproducible(sample):
+    a = make_run(sample)
+    training.fit(a[0], a[1], a[2], epochs=2, progress_bar=False, log=None)
+    b = make_run(sample)
+    training.fit(b[0], b[1], b[2], epochs=2, progress_bar=False, log=None)
+    assert_same_weights(weights(a[0]), weights(b[0]))
+    c = make_run(sample, seed=1)
+    training.fit(c[0], c[1], c[2], epochs=2, progress_bar=False, log=None)
+    assert not np.array_equal(weights(a[0])["fc.weight"], weights(c[0])["fc.weight"])
+
+
+# ----------------------------------------------------------------------------- run directory and checkpoints
+
+def test_run_directory_contents(sample, tmp_path, capsys):
+    model, opt, loader, test = make_run(sample)
+    hist = training.fit(model, opt, loader, test, epochs=2, out_dir=tmp_path, progress_bar=False,
+                        config={"model": "tiny", "lr": 0.01})
+    printed = capsys.readouterr().out
+    assert "epoch 1/2" in printed and "epoch 2/2" in printed and "test loss" in printed and "acc" in printed
+
+    data = json.loads((tmp_path / "history.json").read_text())
+    assert [r["epoch"] for r in data["epochs"]] == [1, 2]
+    assert data["epochs"] == hist.epochs
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert list(rows[0]) == list(training.History.FIELDS)
+    assert [float(r["test_acc"]) for r in rows] == hist.test_acc
+    assert json.loads((tmp_path / "config.json").read_text()) == {"model": "tiny", "lr": 0.01}
+
+    with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as z:  # plain npz, no pickle needed
+        keys = set(z.files)
+        assert z["meta.epoch"] == 2 and z["meta.rng"].dtype == np.uint8
+    assert {"model.conv1.weight", "model.fc.bias", "optim.state.0.exp_avg", "optim.group.lr",
+            "optim.step_count", "meta.epoch", "meta.rng", "meta.loader", "meta.history", "meta.config"} <= keys
+    ck = training.load_checkpoint(tmp_path)
+    assert ck.epoch == 2 and ck.config["model"] == "tiny"
+    assert ck.rng["bit_generator"] == "PCG64" and ck.loader["epoch"] == 2
+    assert ck.history.epochs == hist.epochs
+    assert_same_weights(ck.model, weights(model))
+
+    pytest.importorskip("matplotlib")
+    for name in ("learning_curves.png", "filters_before.png", "filters_after.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    before = (tmp_path / "filters_before.png").read_bytes()
+    assert before != (tmp_path / "filters_after.png").read_bytes()
+    if shutil.which("dot"):
+        svg = (tmp_path / "graph.svg").read_text()
+        assert "<svg" in svg and "Conv2d" in svg
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resume_gives_bitwise_the_same_weights(sample, tmp_path):
+    straight = make_run(sample)
+    h2 = training.fit(straight[0], straight[1], straight[2], epochs=2, out_dir=tmp_path / "a", progress_bar=False,
+                      pictures=False, log=None)
+
+    first = make_run(sample)
+    training.fit(first[0], first[1], first[2], epochs=1, out_dir=tmp_path / "b", progress_bar=False,
+                 pictures=False, log=None)
+    # a fresh process would start from other weights and another RNG state: imitate that
+    tc.manual_seed(12345)
+    model, opt, loader, _ = make_run(sample, seed=7)
+    tc.manual_seed(999)
+    h = training.fit(model, opt, loader, epochs=2, out_dir=tmp_path / "b", resume=True, progress_bar=False,
+                     pictures=False, log=None)
+    assert_same_weights(weights(straight[0]), weights(model))
+    sa, sb = straight[1].state_dict(), opt.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+    assert [r["train_loss"] for r in h.epochs] == [r["train_loss"] for r in h2.epochs]
+    assert tc.random.get_state() == straight_state_after(sample)
+
+
+def straight_state_after(sample):
+    """The global RNG state after a straight 2-epoch run (resume must leave it the same)."""
+    model, opt, loader, _ = make_run(sample)
+    training.fit(model, opt, loader, epochs=2, progress_bar=False, log=None)
+    return tc.random.get_state()
+
+
+def test_resume_without_checkpoint_or_when_done(sample, tmp_path):
+    model, opt, loader, _ = make_run(sample)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        training.fit(model, opt, loader, epochs=1, out_dir=tmp_path, resume=True, log=None)
+    with pytest.raises(ValueError, match="out_dir"):
+        training.fit(model, opt, loader, epochs=1, resume=True, log=None)
+    training.fit(model, opt, loader, epochs=1, out_dir=tmp_path, pictures=False, progress_bar=False, log=None)
+    before = weights(model)
+    msgs = []
+    h = training.fit(model, opt, loader, epochs=1, out_dir=tmp_path, resume=True, log=msgs.append)
+    assert len(h) == 1 and "nothing to do" in msgs[-1]
+    assert_same_weights(before, weights(model))
+
+
+def test_load_checkpoint_rejects_plain_state_dict(tmp_path):
+    path = tc.save(TinyNet().state_dict(), tmp_path / "plain.npz")
+    with pytest.raises(tc.CheckpointError, match="plain state dict"):
+        training.load_checkpoint(path)
+
+
+# ----------------------------------------------------------------------------- NaN / inf
+
+class PoisonAt:
+    """Wrap a DataLoader; in epoch ``epoch`` (1-based) batch ``batch`` comes with a NaN pixel."""
+
+    def __init__(self, loader, epoch, batch):
+        self.loader, self.epoch, self.batch, self.seen = loader, epoch, batch, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.seen += 1
+        for b, (xb, yb) in enumerate(self.loader, 1):
+            if self.seen == self.epoch and b == self.batch:
+                xb = xb.copy()
+                xb[0, 0, 3, 3] = np.nan
+            yield xb, yb
+
+    def state_dict(self):
+        return self.loader.state_dict()
+
+    def load_state_dict(self, s):
+        self.loader.load_state_dict(s)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(sample, tmp_path, capsys):
+    model, opt, loader, test = make_run(sample)
+    poisoned = PoisonAt(loader, epoch=2, batch=3)
+    with pytest.raises(training.NonFiniteLossError) as exc:
+        training.fit(model, opt, poisoned, test, epochs=3, out_dir=tmp_path, progress_bar=False, pictures=False)
+    err = exc.value
+    msg = str(err)
+    assert "nan" in msg and "epoch 2, batch 3" in msg and "checkpoint.npz (epoch 1) was kept" in msg
+    assert msg in capsys.readouterr().out
+    assert err.epoch == 2 and err.batch == 3 and err.checkpoint == tmp_path / "checkpoint.npz"
+    ck = training.load_checkpoint(tmp_path)
+    assert ck.epoch == 1 and len(ck.history) == 1
+    assert len(json.loads((tmp_path / "history.json").read_text())["epochs"]) == 1
+    # the bad step was not applied: the weights are finite
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
+
+    # the kept checkpoint is the one an unpoisoned epoch-1 run writes, and resuming from it works
+    clean = make_run(sample)
+    training.fit(clean[0], clean[1], clean[2], test, epochs=1, out_dir=tmp_path / "clean", progress_bar=False,
+                 pictures=False, log=None)
+    assert_same_weights(ck.model, training.load_checkpoint(tmp_path / "clean").model)
+    model2, opt2, loader2, _ = make_run(sample)
+    h = training.fit(model2, opt2, loader2, test, epochs=2, out_dir=tmp_path, resume=True, progress_bar=False,
+                     pictures=False, log=None)
+    assert len(h) == 2 and np.isfinite(h.epochs[-1]["train_loss"])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way to inf
+def test_diverging_lr_stops_before_any_checkpoint(sample, tmp_path):
+    (x, y), _ = sample
+    tc.manual_seed(0)
+    model = tc.models.SimpleConvNet(weight_init_std="he")
+    opt = optim.SGD(model.parameters(), lr=1e12)
+    loader = DataLoader(x[:200], y[:200], batch_size=20, shuffle=True, seed=0)
+    with pytest.raises(training.NonFiniteLossError, match=r"loss is (nan|inf).*no checkpoint had been written"):
+        training.fit(model, opt, loader, epochs=2, out_dir=tmp_path, progress_bar=False, pictures=False, log=None)
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def test_evaluate_eval_mode_no_grad_batched(sample):
+    _, (xt, yt) = sample
+    tc.manual_seed(0)
+    model = TinyNet()
+    seen = []
+
+    def loss_fn(logits, y):
+        seen.append((logits.creator is None, model.drop.training, len(y)))
+        return F.softmax_cross_entropy(logits, y)
+
+    res = training.evaluate(model, (xt[:230], yt[:230]), loss_fn=loss_fn, batch_size=100)
+    assert [s[2] for s in seen] == [100, 100, 30]
+    assert all(no_graph and not training_mode for no_graph, training_mode, _ in seen)
+    assert model.training and model.drop.training  # restored
+    model.eval()
+    with tc.no_grad():
+        logits = model(tc.Tensor(xt[:230])).data
+    assert res.accuracy == pytest.approx(float((logits.argmax(1) == yt[:230]).mean()))
+    assert res.loss == pytest.approx(float(F.softmax_cross_entropy(tc.Tensor(logits), yt[:230]).data), rel=1e-5)
+    assert res.n == 230
+    model.train()
+    one = training.evaluate(model, DataLoader(xt[:230], yt[:230], batch_size=230))
+    assert one.accuracy == res.accuracy
+    onehot = np.eye(10, dtype=np.float32)[yt[:230]]
+    assert training.evaluate(model, (xt[:230], onehot)).accuracy == res.accuracy
+    with pytest.raises(ValueError, match="empty"):
+        training.evaluate(model, (xt[:0], yt[:0]))
+
+
+# ----------------------------------------------------------------------------- pictures
+
+def test_plot_history_png(tmp_path):
+    mpl_image = pytest.importorskip("matplotlib.image")
+    h = training.History()
+    for e, (tr, te) in enumerate([(0.8, 0.85), (0.9, 0.91), (0.95, 0.93)], 1):
+        h.append(epoch=e, train_loss=1 - tr, train_acc=tr, test_loss=1 - te, test_acc=te)
+    path = training.plot_history(h, tmp_path / "curves.png", title="demo")
+    img = mpl_image.imread(path)
+    assert img.shape[:2] == (400, 600)
+    assert img[..., :3].std() > 0.05  # something was drawn
+
+
+def test_picture_failures_are_notes_not_crashes(sample, tmp_path, monkeypatch):
+    class NoConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    (x, y), test = sample
+    tc.manual_seed(0)
+    model = NoConv()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the viz extra were not installed
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    notes = []
+    rng_before = tc.random.get_state()
+    h = training.fit(model, optim.SGD(model.parameters(), lr=0.1), DataLoader(x[:100], y[:100], 50), test, epochs=1,
+                     out_dir=tmp_path, progress_bar=False, log=notes.append)
+    assert len(h) == 1 and (tmp_path / "checkpoint.npz").exists()
+    skipped = [n for n in notes if n.startswith("note: skipped")]
+    assert any("first-layer filters" in n and "no Conv2d" in n for n in skipped)
+    assert any("learning curves" in n and "matplotlib" in n for n in skipped)
+    assert not (tmp_path / "learning_curves.png").exists()
+    assert tc.random.get_state() == rng_before  # no dropout here, and pictures never touch the RNG

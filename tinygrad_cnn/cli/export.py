@@ -1,0 +1,124 @@
+"""``tinygrad-cnn export``: write a model (optionally with trained weights) as an ONNX file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models import MODELS
+
+    p.add_argument("--model", default=None, choices=tuple(MODELS),
+                   help="which model (default: the checkpoint's meta.model)")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="weights: a training checkpoint (model.<param>, meta.model) or a plain state-dict .npz")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default %(default)s)")
+    p.add_argument("--no-dynamic-batch", dest="dynamic_batch", action="store_false",
+                   help="fix the batch size to --batch-size instead of a symbolic 'batch' dimension")
+    p.add_argument("--batch-size", type=int, default=1, help="batch size of the example input (default 1)")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W",
+                   help="one input's shape (default: the model's, e.g. 1,28,28; 3,224,224 for alexnet)")
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="the .onnx file to write")
+
+
+def _as_str(v: Any) -> str:
+    """A string stored in an .npz: a 0-d unicode/bytes array or a uint8 array of UTF-8 bytes."""
+    import numpy as np
+
+    v = np.asarray(v)
+    if v.dtype.kind in "iu":
+        return bytes(v.astype(np.uint8).ravel().tolist()).decode()
+    item = v.item() if v.ndim == 0 else v.ravel()[0]
+    return item.decode() if isinstance(item, bytes) else str(item)
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+    """``(state_dict, model name or None, model kwargs)`` from a training checkpoint or a state-dict ``.npz``.
+
+    Training checkpoints keep the weights under ``model.<param>``, the model name under
+    ``meta.model`` and constructor arguments under ``model_kwargs`` of the JSON ``meta.config``.
+    """
+    import json
+
+    from ..serialization import load
+
+    arrays = load(path)
+    name = _as_str(arrays["meta.model"]) if "meta.model" in arrays else None
+    kwargs: dict[str, Any] = {}
+    if "meta.config" in arrays:
+        config = json.loads(_as_str(arrays["meta.config"]))
+        name = name or config.get("model")
+        kwargs = dict(config.get("model_kwargs") or {})
+    if any(k.startswith("model.") for k in arrays):
+        state = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+    else:
+        state = {k: v for k, v in arrays.items() if k.split(".", 1)[0] not in ("meta", "optim")}
+    return state, name, kwargs
+
+
+def _input_shape(text: str | None, default: tuple[int, ...], kwargs: dict[str, Any]) -> tuple[int, ...]:
+    """``--input-shape C,H,W``, else the model's default adjusted by the checkpoint's model kwargs."""
+    if text:
+        try:
+            shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+        except ValueError:
+            raise ValueError(f"--input-shape must look like C,H,W (e.g. 1,28,28), got {text!r}") from None
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"--input-shape must be three positive sizes C,H,W, got {text!r}")
+        return shape
+    if "input_dim" in kwargs:
+        return tuple(int(v) for v in kwargs["input_dim"])
+    c, h, w = default
+    size = kwargs.get("input_size")
+    return int(kwargs.get("in_channels", c)), int(size or h), int(size or w)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ImportError as exc:
+        hint = "; install the ONNX extra: pip install 'tinygrad-cnn[onnx]'" if "onnx" in str(exc.name) else ""
+        print(f"export: error: {exc}{hint}", file=sys.stderr)
+    except (ValueError, KeyError, TypeError, OSError, NotImplementedError, RuntimeError) as exc:
+        print(f"export: error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    import os
+
+    import numpy as np
+
+    from .. import models
+    from ..onnx import op_histogram, to_onnx, write_model
+    from ..tensor import Tensor
+
+    state, meta_name, kwargs = read_checkpoint(args.checkpoint) if args.checkpoint else ({}, None, {})
+    name = args.model or meta_name
+    if name is None:
+        raise ValueError("pass --model NAME" + (f" ({args.checkpoint} has no meta.model)" if args.checkpoint else ""))
+    if args.model and meta_name and args.model.replace("_", "-").lower() != meta_name.replace("_", "-").lower():
+        print(f"export: note: {args.checkpoint} was trained as {meta_name}; exporting it as {args.model}",
+              file=sys.stderr)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = models.get_model(name, **(kwargs if meta_name == name else {}))
+    if args.checkpoint:
+        model.load_state_dict(state)
+    shape = _input_shape(args.input_shape, models.input_shape(name), kwargs if meta_name == name else {})
+    x = Tensor(np.zeros((args.batch_size, *shape), dtype=np.float32))
+    proto = to_onnx(model, x, dynamic_batch=args.dynamic_batch, opset=args.opset)
+    path = write_model(proto, args.output)
+    size = os.path.getsize(path)
+    print(f"wrote {path}")
+    print(f"model {name}, opset {args.opset}, input {'batch' if args.dynamic_batch else args.batch_size}x"
+          f"{'x'.join(map(str, shape))}, {len(proto.graph.initializer)} initializers")
+    print("ops: " + ", ".join(f"{op} {n}" for op, n in op_histogram(proto).most_common()))
+    print(f"size: {size:,} bytes ({size / 2**20:.1f} MiB)")
+    return 0
+
+
+COMMANDS = {"export": ("export a model (and checkpoint weights) to an ONNX file that onnxruntime runs",
+                       add_arguments, run)}

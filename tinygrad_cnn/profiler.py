@@ -1,0 +1,137 @@
+"""Per-op profiler: time per op type, forward and backward, so the next bottleneck is visible.
+
+Use it as a context manager, or set ``TINYGRAD_CNN_PROFILE=1`` to profile a whole program and
+print the table to stderr at exit::
+
+    with tc.profile() as prof:
+        loss = F.softmax_cross_entropy(model(x), y); loss.backward()
+    prof.rows()   # [{"op": "Conv2d", "phase": "forward", "calls": 1, "total_ms": ..., "percent": ...}, ...]
+
+Forward time is the whole ``Function.__call__`` of an op (wrapping included); backward time is
+its ``backward`` call inside ``Tensor.backward`` (ops it builds there count towards it, not
+separately). Time outside any op (Python glue, optimizer) is reported as ``(outside ops)``.
+Cost when off: one module-level ``is not None`` check per op call and per backward step.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from . import tensor as _tensor
+
+_ENV = "TINYGRAD_CNN_PROFILE"
+
+
+class Profile:
+    """Accumulates ``(phase, op) -> [calls, seconds]``; installed on ``tensor._profiler`` while active."""
+
+    def __init__(self, verbose: bool = True):
+        self.verbose = verbose
+        self.stats: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+        self.busy = False  # True while timing an op: nested op calls are part of it
+        self.wall = 0.0
+        self._t0 = 0.0
+        self._prev: Profile | None = None
+
+    # -- hooks called from tensor.py -------------------------------------------------
+    def forward(self, fn: _tensor.Function, inputs: tuple[Any, ...]):
+        """Run ``fn(*inputs)`` and charge its time to ``fn``'s forward."""
+        self.busy = True
+        t0 = time.perf_counter()
+        try:
+            return fn(*inputs)
+        finally:
+            s = self.stats[("forward", fn.name)]
+            s[0] += 1
+            s[1] += time.perf_counter() - t0
+            self.busy = False
+
+    def backward(self, fn: _tensor.Function, gys: list[Any]):
+        """Run ``fn.backward(*gys)`` and charge its time to ``fn``'s backward."""
+        busy, self.busy = self.busy, True
+        t0 = time.perf_counter()
+        try:
+            return fn.backward(*gys)
+        finally:
+            s = self.stats[("backward", fn.name)]
+            s[0] += 1
+            s[1] += time.perf_counter() - t0
+            self.busy = busy
+
+    # -- context -------------------------------------------------------------------
+    def start(self) -> Profile:
+        self._prev, _tensor._profiler = _tensor._profiler, self
+        self._t0 = time.perf_counter()
+        return self
+
+    def stop(self) -> None:
+        self.wall += time.perf_counter() - self._t0
+        _tensor._profiler = self._prev
+
+    def __enter__(self) -> Profile:
+        return self.start()
+
+    def __exit__(self, *exc) -> bool:
+        self.stop()
+        if self.verbose:
+            print(self.table())
+        return False
+
+    # -- results -------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per (op, phase): calls, total_ms, percent of the profiled wall time; slowest first."""
+        total = max(self.wall, sum(s[1] for s in self.stats.values()), 1e-12)
+        rows = [{"op": op, "phase": phase, "calls": int(c), "total_ms": t * 1e3, "percent": 100 * t / total}
+                for (phase, op), (c, t) in self.stats.items()]
+        return sorted(rows, key=lambda r: -r["total_ms"])
+
+    def calls(self, phase: str | None = None) -> dict[str, int]:
+        """``{op: number of calls}`` for one phase ("forward"/"backward") or both summed."""
+        out: dict[str, int] = defaultdict(int)
+        for (ph, op), (c, _) in self.stats.items():
+            if phase is None or ph == phase:
+                out[op] += int(c)
+        return dict(out)
+
+    def phase_ms(self) -> dict[str, float]:
+        """Total milliseconds in forward ops, backward ops, and outside ops."""
+        fw = sum(t for (ph, _), (_, t) in self.stats.items() if ph == "forward") * 1e3
+        bw = sum(t for (ph, _), (_, t) in self.stats.items() if ph == "backward") * 1e3
+        return {"forward": fw, "backward": bw, "outside ops": max(self.wall * 1e3 - fw - bw, 0.0)}
+
+    def table(self) -> str:
+        wall_ms = max(self.wall * 1e3, 1e-9)
+        lines = [f"{'op':24s} {'phase':9s} {'calls':>7s} {'total ms':>10s} {'%':>6s}", "-" * 60]
+        for r in self.rows():
+            lines.append(f"{r['op']:24s} {r['phase']:9s} {r['calls']:7d} {r['total_ms']:10.2f} {r['percent']:6.1f}")
+        lines.append("-" * 60)
+        for k, v in self.phase_ms().items():
+            lines.append(f"{k:34s} {v:16.2f} {100 * v / wall_ms:6.1f}")
+        lines.append(f"{'profiled wall time':34s} {wall_ms:16.2f}")
+        return "\n".join(lines)
+
+
+def profile(verbose: bool = True) -> Profile:
+    """``with tc.profile() as prof:`` times every op by type; prints the table on exit when ``verbose``."""
+    return Profile(verbose)
+
+
+def _start_from_env() -> None:
+    """``TINYGRAD_CNN_PROFILE=1``: profile the whole program and print the table to stderr at exit."""
+    import atexit
+
+    prof = Profile(verbose=False).start()
+
+    def report() -> None:
+        prof.stop()
+        print(prof.table(), file=sys.stderr)
+
+    atexit.register(report)
+
+
+def env_enabled() -> bool:
+    return os.environ.get(_ENV, "").strip() not in ("", "0")
