@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,11 +113,17 @@ def test_cli_nan_stop_exit_code(tmp_path, capsys):
 
 
 def test_help_lists_train_and_evaluate():
-    r = subprocess.run([sys.executable, "-m", "tinygrad_cnn", "--help"], capture_output=True, text=True, timeout=60)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tinygrad_cnn", *args], capture_output=True, text=True,
+                              timeout=60, cwd=root, env=env)
+
+    r = cli("--help")
     assert r.returncode == 0
     assert "train" in r.stdout and "evaluate" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "tinygrad_cnn", "train", "--help"], capture_output=True, text=True,
-                       timeout=60)
+    r = cli("train", "--help")
     for opt in ("--model", "--dataset", "--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--out",
                 "--resume", "--limit"):
         assert opt in r.stdout, opt

@@ -106,6 +106,18 @@ def test_disjoint_scatter_equals_general_scatter(shape, k, s, dtype):
     assert fast.dtype == dtype
 
 
+@pytest.mark.parametrize("shape,k,s,p", POOL_CASES)
+def test_unit_stride_offset_views_equal_the_strided_offset_views(shape, k, s, p):
+    rng = np.random.default_rng(12)
+    (kh, kw), (sh, sw), (ph, pw) = k, s, p
+    xpad = conv.pad2d(rng.standard_normal(shape).astype(np.float32), ph, pw, -np.inf)
+    oh, ow = (xpad.shape[2] - kh) // sh + 1, (xpad.shape[3] - kw) // sw + 1
+    fast = conv._unit_stride_offsets(xpad, kh, kw, sh, sw, oh, ow)
+    for i, view in enumerate(fast):
+        np.testing.assert_array_equal(view, conv._offset(xpad, i // kw, i % kw, sh, sw, oh, ow))
+        assert view.strides[-1] == xpad.itemsize  # rows are contiguous
+
+
 def test_max_pool_ties_match_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
@@ -163,9 +175,16 @@ def _book_conv_grads(x, w, gy, s, p):
     return y, dx, dw
 
 
+@pytest.fixture(params=["per-image", "wide"])
+def conv_path(request, monkeypatch):
+    """Run a test once with one GEMM per image and once with the single-GEMM ("wide") layout."""
+    monkeypatch.setattr(conv, "_WIDE_GEMM_MACS", 0 if request.param == "wide" else 1 << 62)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("xs,ws,s,p", CONV_CASES)
-def test_conv_paths_match_the_book_layout(xs, ws, s, p, dtype):
+def test_conv_paths_match_the_book_layout(xs, ws, s, p, dtype, conv_path):
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
     xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
@@ -196,16 +215,22 @@ def test_stride1_conv_transpose_equals_col2im_path(xs, ws, s, p, dtype):
     np.testing.assert_allclose(fast, general, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
-@pytest.mark.parametrize("xs,ws,s,p", [c for i, c in enumerate(CONV_CASES) if i != 2])  # LeNet-sized is slow
-def test_conv_paths_pass_gradcheck_first_and_second_order(xs, ws, s, p):
+@pytest.mark.parametrize("xs,ws,s,p", [c for i, c in enumerate(CONV_CASES) if i not in (1, 2)])  # big ones slow
+def test_conv_paths_pass_gradcheck_first_and_second_order(xs, ws, s, p, conv_path):
     rng = np.random.default_rng(7)
-    xs = (1, *xs[1:])
+    xs = (2 if conv_path == "wide" else 1, *xs[1:])  # the wide path needs a batch
     x = Tensor(rng.standard_normal(xs), requires_grad=True)
     w = Tensor(rng.standard_normal(ws), requires_grad=True)
     b = Tensor(rng.standard_normal(ws[0]), requires_grad=True)
     fn = lambda x, w, b: F.conv2d(x, w, b, s, p)  # noqa: E731
     assert tc.gradcheck(fn, (x, w, b))
     assert tc.gradgradcheck(fn, (x, w, b))
+
+
+def test_wide_layout_is_chosen_for_alexnet_sized_layers_only():
+    assert conv._wide(8, 96, 364, 55 * 55) and conv._wide(8, 384, 2305, 13 * 13)
+    assert not conv._wide(100, 30, 26, 24 * 24) and not conv._wide(128, 16, 151, 100)
+    assert not conv._wide(1, 384, 2305, 169)  # a single image: per-image is already one GEMM
 
 
 def test_im2col_batched_is_the_book_layout_rearranged():
@@ -219,10 +244,14 @@ def test_im2col_batched_is_the_book_layout_rearranged():
     assert with_ones.shape == (n, ckk + 1, p) and with_ones.dtype == np.float32
     np.testing.assert_array_equal(with_ones[:, :-1], batched)
     np.testing.assert_array_equal(with_ones[:, -1], 1)
+    wide = conv.im2col_wide(x, 3, 2, (2, 1), (1, 0), ones_row=True)  # (C*kh*kw + 1, N*OH*OW)
+    assert wide.shape == (ckk + 1, n * p)
+    np.testing.assert_array_equal(wide[:-1].T, book)
+    np.testing.assert_array_equal(wide[-1], 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_conv_bias_in_gemm_matches_bias_added_after(dtype):
+def test_conv_bias_in_gemm_matches_bias_added_after(dtype, conv_path):
     rng = np.random.default_rng(10)
     x, w = rng.standard_normal((2, 3, 6, 7)).astype(dtype), rng.standard_normal((4, 3, 3, 3)).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)

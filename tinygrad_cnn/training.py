@@ -349,7 +349,7 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
         history, start = ck.history, ck.epoch
         say(f"resumed from {ckpt_path} at epoch {start}")
         if start >= epochs:
-            say(f"nothing to do: the checkpoint is at epoch {start} and --epochs is {epochs}")
+            say(f"nothing to do: the checkpoint is at epoch {start}, training was asked to reach epoch {epochs}")
             return history
 
     cfg = dict(config or {})
@@ -406,8 +406,7 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
         seconds = time.perf_counter() - t0
         if seen == 0:
             raise ValueError("fit: the training loader yielded no batches")
-        test = evaluate(model, test_loader, loss_fn) if test_loader is not None else None
-        model.train()
+        test = evaluate(model, test_loader, loss_fn) if test_loader is not None else None  # restores train mode
         history.append(epoch=epoch, train_loss=loss_sum / seen, train_acc=correct / seen,
                        test_loss=test.loss if test else None, test_acc=test.accuracy if test else None,
                        lr=float(optimizer.lr), seconds=round(seconds, 3), images_per_s=round(seen / seconds, 1))

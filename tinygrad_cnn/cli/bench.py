@@ -1,10 +1,13 @@
 """``tinygrad-cnn bench``: the CNN workloads of issue #6 timed against PyTorch CPU.
 
-Each (workload, library) pair runs in a fresh subprocess (``python -m tinygrad_cnn.cli.bench
---child W1 ours``): build, warm up, then time ``--reps`` steps and report median and min.
-PyTorch runs with ``torch.set_num_threads`` equal to NumPy's BLAS threads. The table shows the
+Each (workload, library) pair runs in a fresh subprocess (this file run as a script with
+``--child W1 ours``): build, warm up, then time ``--reps`` steps and report median and min.
+PyTorch runs with ``torch.set_num_threads`` equal to NumPy's BLAS threads. ``--rounds`` repeats
+the pairs interleaved (each keeps its best round: robust to bursts of load on a shared machine);
+``--baseline SRC`` also times another source tree's engine (the "before"). The table shows the
 ratio ours/torch (medians, same run), W1 as a fraction of this machine's float32 GEMM peak, and
 the peak extra memory of a W1 step (tracemalloc, its own subprocess) next to its im2col buffer.
+See docs/performance.md.
 
 Workloads (float32, random data, plain SGD):
 

