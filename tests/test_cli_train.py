@@ -125,6 +125,62 @@ def test_help_lists_train_and_evaluate():
     assert "train" in r.stdout and "evaluate" in r.stdout
     r = cli("train", "--help")
     for opt in ("--model", "--dataset", "--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--out",
-                "--resume", "--limit"):
+                "--resume", "--limit", "--random-shift"):
         assert opt in r.stdout, opt
     assert "lenet5-classic" in r.stdout and "fashion-mnist" in r.stdout and "rmsprop" in r.stdout
+
+
+# ----------------------------------------------------------------------------- --random-shift (augmentation)
+
+TINY = ["--epochs", "1", "--limit", "100", "--batch-size", "50", "--no-progress", "--no-pictures"]
+
+
+def test_random_shift_default_is_recorded(smoke_run):
+    _, out, printed = smoke_run
+    assert "shifts <= 2 px" in printed
+    assert training.load_checkpoint(out).config["random_shift"] == 2
+    assert json.loads((out / "config.json").read_text())["random_shift"] == 2
+
+
+@pytest.fixture(scope="module")
+def unshifted_run(tmp_path_factory):
+    """One epoch on 100 digits with --random-shift 0 (augmentation off)."""
+    out = tmp_path_factory.mktemp("cli-noshift") / "run"
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", *TINY, "--random-shift", "0", "--out", str(out)]) == 0
+    return out
+
+
+def test_random_shift_zero_is_recorded(unshifted_run):
+    assert training.load_checkpoint(unshifted_run).config["random_shift"] == 0
+    assert json.loads((unshifted_run / "config.json").read_text())["random_shift"] == 0
+
+
+def test_resume_refuses_a_different_random_shift(smoke_run, unshifted_run, tmp_path):
+    _, out, _ = smoke_run
+    with pytest.raises(SystemExit, match="--random-shift 0 differs from the checkpoint's 2"):
+        main(["train", "--epochs", "2", "--resume", "--out", str(out), "--random-shift", "0"])
+    with pytest.raises(SystemExit, match="--random-shift 1 differs from the checkpoint's 0"):
+        main(["train", "--epochs", "2", "--resume", "--out", str(unshifted_run), "--random-shift", "1"])
+    with pytest.raises(SystemExit, match="--random-shift must be >= 0"):
+        main(["train", *TINY, "--random-shift", "-1", "--out", str(tmp_path / "neg")])
+
+
+def test_resume_of_a_checkpoint_from_before_random_shift_keeps_it_off(unshifted_run, tmp_path, capsys):
+    """A checkpoint whose config has no random_shift was trained without augmentation: resuming keeps it off."""
+    old = tmp_path / "old"
+    shutil.copytree(unshifted_run, old)
+    path = old / "checkpoint.npz"
+    with np.load(path) as z:
+        state = {k: z[k] for k in z.files}
+    cfg = json.loads(training.array_text(state["meta.config"]))
+    del cfg["random_shift"]
+    state["meta.config"] = training.text_array(json.dumps(cfg))
+    np.savez(path, **state)
+    assert "random_shift" not in training.load_checkpoint(path).config
+    assert main(["train", "--epochs", "2", "--resume", "--out", str(old), "--no-progress", "--no-pictures"]) == 0
+    assert "shifts <= 0 px" in capsys.readouterr().out
+    assert training.load_checkpoint(old).config["random_shift"] == 0

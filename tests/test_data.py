@@ -20,6 +20,7 @@ import pytest
 from tinygrad_cnn.data import DATASETS, DataLoader, DatasetError, load_dataset, load_idx
 from tinygrad_cnn.data import datasets as ds_mod
 from tinygrad_cnn.data.download import IDX_FILES, download_file
+from tinygrad_cnn.data.loader import shift_images
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -607,3 +608,140 @@ def test_loader_state_after_last_batch_is_next_epoch():
     b = DataLoader(x, x, batch_size=4, shuffle=True)
     b.load_state_dict(state)
     np.testing.assert_array_equal(np.concatenate([yb for _, yb in b]), nxt)
+
+
+# ----------------------------------------------------------------------------- random shifts (augmentation)
+
+def _ramp(n: int = 2, c: int | None = None, h: int = 4, w: int = 5, dtype=np.float32) -> np.ndarray:
+    shape = (n, h, w) if c is None else (n, c, h, w)
+    return (np.arange(np.prod(shape)) + 1).reshape(shape).astype(dtype)  # no zeros: fill is visible
+
+
+def _shift_ref(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """One image ``(..., H, W)`` moved by (dy, dx), zero fill: a plain loop, independent of shift_images."""
+    h, w = img.shape[-2:]
+    out = np.zeros_like(img)
+    for i in range(h):
+        for j in range(w):
+            si, sj = i - dy, j - dx
+            if 0 <= si < h and 0 <= sj < w:
+                out[..., i, j] = img[..., si, sj]
+    return out
+
+
+def test_shift_images_exact_values():
+    x = _ramp(1, h=3, w=3)[0]  # [[1 2 3] [4 5 6] [7 8 9]]
+    xs = np.stack([x] * 4)
+    got = shift_images(xs, np.array([[1, 0], [0, 1], [-1, 0], [0, -2]]))
+    np.testing.assert_array_equal(got[0], [[0, 0, 0], [1, 2, 3], [4, 5, 6]])  # dy > 0: content moves down
+    np.testing.assert_array_equal(got[1], [[0, 1, 2], [0, 4, 5], [0, 7, 8]])  # dx > 0: content moves right
+    np.testing.assert_array_equal(got[2], [[4, 5, 6], [7, 8, 9], [0, 0, 0]])  # dy < 0: up
+    np.testing.assert_array_equal(got[3], [[3, 0, 0], [6, 0, 0], [9, 0, 0]])  # dx < 0: left
+    both = shift_images(x[None], np.array([[-1, 1]]))
+    np.testing.assert_array_equal(both[0], [[0, 4, 5], [0, 7, 8], [0, 0, 0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+@pytest.mark.parametrize("c", [None, 1, 3])
+def test_shift_images_per_image_shapes_and_dtype(dtype, c):
+    x = _ramp(5, c=c, h=4, w=5, dtype=dtype)
+    shifts = np.array([[0, 0], [1, -2], [-3, 1], [2, 2], [-1, -1]])
+    got = shift_images(x, shifts)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    for i, (dy, dx) in enumerate(shifts):
+        np.testing.assert_array_equal(got[i], _shift_ref(x[i], int(dy), int(dx)), err_msg=f"{i}: {dy}, {dx}")
+    np.testing.assert_array_equal(x, _ramp(5, c=c, h=4, w=5, dtype=dtype))  # input untouched
+
+
+def test_shift_images_zero_shift_and_far_shift():
+    x = _ramp(3, c=2)
+    np.testing.assert_array_equal(shift_images(x, np.zeros((3, 2), int)), x)
+    far = shift_images(x, np.array([[4, 0], [0, -5], [0, 0]]))  # whole height / width: all fill
+    assert not far[:2].any()
+    np.testing.assert_array_equal(far[2], x[2])
+
+
+def _matching_shift(orig: np.ndarray, shifted: np.ndarray, m: int) -> list[tuple[int, int]]:
+    return [(dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)
+            if np.array_equal(shift_images(orig[None], np.array([[dy, dx]]))[0], shifted)]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_loader_random_shift_batches(shuffle):
+    n, m = 23, 2
+    x = _ramp(n, c=1, h=7, w=6)  # every image distinct, no zeros: each shift gives a different image
+    y = np.arange(n)
+    loader = DataLoader(x, y, batch_size=5, shuffle=shuffle, seed=3, random_shift=m)
+    used = set()
+    for _ in range(2):
+        batches = _epoch(loader)
+        labels = np.concatenate([yb for _, yb in batches])
+        assert sorted(labels.tolist()) == list(range(n))  # every sample exactly once per epoch
+        moved = 0
+        for xb, yb in batches:
+            assert xb.shape == (len(yb), 1, 7, 6) and xb.dtype == np.float32
+            for img, label in zip(xb, yb, strict=True):
+                found = _matching_shift(x[label], img, m)
+                assert len(found) == 1, (label, found)  # some shift in [-m, m]^2 reproduces it
+                used.add(found[0])
+                moved += found[0] != (0, 0)
+        assert moved > n // 2  # 1/25 of the samples are expected unshifted
+    assert len(used) > 10 and {abs(v) for s in used for v in s} == {0, 1, 2}
+    np.testing.assert_array_equal(x, _ramp(n, c=1, h=7, w=6))  # the data set itself is never modified
+
+
+def test_loader_random_shift_seeded():
+    x, y = _ramp(30, h=6, w=6), np.arange(30)
+    a = [_epoch(DataLoader(x, y, batch_size=8, shuffle=True, seed=11, random_shift=1)) for _ in range(2)]
+    b = DataLoader(x, y, batch_size=8, shuffle=True, seed=11, random_shift=1)
+    c = DataLoader(x, y, batch_size=8, shuffle=True, seed=12, random_shift=1)
+    eb, ec = _epoch(b), _epoch(c)
+    for (xa, ya), (xa2, _), (xb, yb) in zip(a[0], a[1], eb, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xa2)
+    assert not all(np.array_equal(p[0], q[0]) for p, q in zip(eb, ec, strict=True))
+    e2 = _epoch(b)  # the next epoch draws fresh shifts (and a fresh permutation)
+    assert not all(np.array_equal(p[0], q[0]) for p, q in zip(eb, e2, strict=True))
+    # without shuffling, the order stays but the shifts still change per epoch
+    d = DataLoader(x, y, batch_size=8, random_shift=1, seed=0)
+    d1, d2 = _epoch(d), _epoch(d)
+    np.testing.assert_array_equal(np.concatenate([yb for _, yb in d1]), y)
+    assert not np.array_equal(np.concatenate([xb for xb, _ in d1]), np.concatenate([xb for xb, _ in d2]))
+    assert not np.array_equal(np.concatenate([xb for xb, _ in d1]), x)
+
+
+def test_loader_random_shift_resume_mid_epoch():
+    x, y = _ramp(40, c=1, h=5, w=5), np.arange(40)
+    a = DataLoader(x, y, batch_size=6, shuffle=True, seed=7, random_shift=2)
+    list(a)
+    it = iter(a)
+    for _ in range(3):
+        next(it)
+    state = json.loads(json.dumps(a.state_dict()))
+    rest = [(xb.copy(), yb.copy()) for xb, yb in it]
+    following = _epoch(a)
+    b = DataLoader(x, y, batch_size=6, shuffle=True, seed=999, random_shift=2)
+    b.load_state_dict(state)
+    resumed = _epoch(b)
+    assert len(resumed) == len(rest) == len(a) - 3
+    for (xa, ya), (xb, yb) in zip(rest + following, resumed + _epoch(b), strict=True):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)
+    assert b.epoch == a.epoch
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2", None])
+def test_loader_random_shift_bad_values(bad):
+    with pytest.raises(ValueError, match="random_shift"):
+        DataLoader(np.zeros((4, 1, 5, 5)), np.zeros(4), random_shift=bad)
+
+
+def test_loader_random_shift_needs_images():
+    with pytest.raises(ValueError, match="random_shift"):
+        DataLoader(np.zeros((4, 5)), np.zeros(4), random_shift=1)
+    with pytest.raises(ValueError, match="random_shift"):
+        DataLoader(np.zeros(4), np.zeros(4), random_shift=1)
+    DataLoader(np.zeros((4, 5)), np.zeros(4), random_shift=0)  # 0 = off: any shape is fine
+    loader = DataLoader(np.zeros((4, 5, 5)), np.zeros(4), random_shift=np.int64(1))  # (N, H, W) is an image batch
+    assert loader.random_shift == 1 and "random_shift=1" in repr(loader)

@@ -10,6 +10,6 @@
 
 from .datasets import DATASETS, load_dataset
 from .idx import DatasetError, load_idx
-from .loader import DataLoader
+from .loader import DataLoader, shift_images
 
-__all__ = ["DATASETS", "DataLoader", "DatasetError", "load_dataset", "load_idx"]
+__all__ = ["DATASETS", "DataLoader", "DatasetError", "load_dataset", "load_idx", "shift_images"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataLoader"]
+__all__ = ["DataLoader", "shift_images"]
 
 
 class DataLoader:
@@ -22,8 +22,11 @@ class DataLoader:
       NumPy RNG is untouched. Every sample appears exactly once per epoch.
     - Batches keep the arrays' dtypes (no float64 upcast). Without shuffling they are views
       (slices) of ``x`` and ``y``; with shuffling they are copies.
+    - ``random_shift=m`` (images ``(N, ..., H, W)`` only) translates every sample by its own
+      (dy, dx) in ``[-m, m]`` (zero fill, :func:`shift_images`); each epoch's shifts are drawn
+      from the loader's RNG right after its permutation. Shifted batches are copies.
     - ``state_dict()`` / ``load_state_dict()`` capture the RNG and the position inside the
-      current epoch, so a resumed run sees exactly the batches it would have seen.
+      current epoch, so a resumed run sees exactly the batches (and shifts) it would have seen.
     """
 
     def __init__(
@@ -142,9 +145,10 @@ def shift_images(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Translate each image of ``x: (N, ..., H, W)`` by ``shifts: (N, 2)`` = (dy, dx) pixels, zero fill.
 
     Random shifts of 1-2 pixels are the classic augmentation for digits: with only 4,000
-    training images (mnist-sample) they lift SimpleConvNet from ~96.5% to ~98% test accuracy.
+    training images (mnist-sample) they lift SimpleConvNet from 96.9% to 97.8% test accuracy (docs/results.md).
     One padded copy and one gather, no loop over images.
     """
+    shifts = np.asarray(shifts)
     n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     m = int(np.abs(shifts).max(initial=0))
     if m == 0:
