@@ -23,7 +23,12 @@ import numpy as np
 
 
 def blas_threads() -> int:
-    """NumPy's BLAS thread count (threadpoolctl when installed, else os.cpu_count())."""
+    """NumPy's BLAS thread count (threadpoolctl when installed, else os.cpu_count()).
+
+    The same as ``tinygrad_cnn.cli.bench.blas_threads``, kept here on purpose: this script must not
+    import ``tinygrad_cnn`` before ``--src`` has chosen which engine tree to time (an older tree has
+    no ``cli.bench``).
+    """
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
