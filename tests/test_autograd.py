@@ -121,9 +121,9 @@ def test_saved_arrays_are_freed_and_second_backward_raises():
     r = F.relu(x * 3)
     y = r.sum()
     relu_fn = r.creator
-    assert hasattr(relu_fn, "mask")
+    assert hasattr(relu_fn, "bits")
     y.backward()
-    assert relu_fn.released and not hasattr(relu_fn, "mask")
+    assert relu_fn.released and not hasattr(relu_fn, "bits")
     with pytest.raises(RuntimeError, match="retain_graph"):
         y.backward()
 

@@ -21,6 +21,9 @@ IntPair = int | tuple[int, int]
 # Column buffers of the conv input gradient are built this many bytes at a time (see
 # _conv_transpose_stride1): small enough for malloc to reuse, big enough for efficient GEMMs.
 _CHUNK_BYTES = 8 << 20
+# conv2d's forward and weight gradient build their im2col columns this many bytes at a time:
+# the chunk stays in cache for its GEMM and the graph never holds a full column buffer.
+_COL_CHUNK_BYTES = 1 << 20
 # Layers whose per-image GEMM has at least this many multiply-adds use one GEMM for the whole
 # batch (see _wide).
 _WIDE_GEMM_MACS = 1 << 23
@@ -145,6 +148,11 @@ def im2col_batched(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row:
     return col
 
 
+def _images_per_chunk(x, rows: int, p: int) -> int:
+    """How many images' columns ``(rows, P)`` make one chunk of about ``_COL_CHUNK_BYTES``."""
+    return max(1, _COL_CHUNK_BYTES // (rows * p * x.dtype.itemsize))
+
+
 def _wide(n: int, oc: int, ckk: int, p: int) -> bool:
     """Use one GEMM over the whole batch, ``(OC, C*kh*kw) @ (C*kh*kw, N*OH*OW)``, for big layers.
 
@@ -188,6 +196,8 @@ def col2im_batched(col, input_shape, kh: int, kw: int, stride=(1, 1), padding=(0
 
 
 class Im2col(Function):
+    keeps_inputs = False
+
     def __init__(self, kh, kw, stride, padding):
         self.kh, self.kw, self.stride, self.padding = kh, kw, stride, padding
 
@@ -203,6 +213,8 @@ class Im2col(Function):
 
 
 class Col2im(Function):
+    keeps_inputs = False
+
     def __init__(self, input_shape, kh, kw, stride, padding):
         self.input_shape = tuple(input_shape)
         self.kh, self.kw, self.stride, self.padding = kh, kw, stride, padding
@@ -259,13 +271,17 @@ class Conv2d(Function):
         if _wide(n, oc, w2.shape[1], oh * ow):
             col = im2col_wide(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
             y = (w2 @ col).reshape(oc, n, oh, ow)  # (OC, N, OH, OW): one GEMM
-            y = xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
-        else:
-            col = im2col_batched(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
-            y = xp.matmul(w2, col).reshape(n, oc, oh, ow)  # one GEMM per image: NCHW, contiguous
-        if self.needs_input_grad[1]:  # reused by the weight gradient; freed after backward
-            self.col = col if b is None else col[..., :-1, :]
-        return y
+            if self.needs_input_grad[1]:  # big layers: rebuilding the columns costs more than keeping them
+                self.col = col if b is None else col[:-1]
+            return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+        # One GEMM per image gives NCHW directly. The columns are built a few images at a time:
+        # the chunk stays in cache for its GEMM, and the full im2col buffer never exists.
+        y = xp.empty((n, oc, oh * ow), dtype=x.dtype)
+        step = _images_per_chunk(x, w2.shape[1], oh * ow)
+        for i in range(0, n, step):
+            col = im2col_batched(x[i:i + step], kh, kw, self.stride, self.padding, ones_row=b is not None)
+            xp.matmul(w2, col, out=y[i:i + step])
+        return y.reshape(n, oc, oh, ow)
 
     def backward(self, gy):
         x, w = self.inputs[:2]
@@ -346,22 +362,27 @@ class Conv2dWeightGrad(Function):
 
     def __init__(self, w_shape, stride, padding, col=None):
         self.w_shape, self.stride, self.padding = tuple(w_shape), stride, padding
-        if col is not None:
+        if col is not None:  # the forward's single-GEMM columns, (C*kh*kw, N*OH*OW)
             self.col = col
 
     def forward(self, x, gy):
         oc, c, kh, kw = self.w_shape
-        col = self.__dict__.pop("col", None)
         n, _, oh, ow = gy.shape
-        if col is None:
-            wide = _wide(n, oc, c * kh * kw, oh * ow)
-            col = (im2col_wide if wide else im2col_batched)(x, kh, kw, self.stride, self.padding)
+        xp = get_array_module(gy)
         # computed transposed, col @ gy^T -> (C*kh*kw, OC): the long OH*OW axis is the inner one of
         # both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
-        if col.ndim == 2:  # the single-GEMM layout (C*kh*kw, N*OH*OW)
+        if _wide(n, oc, c * kh * kw, oh * ow):  # the single-GEMM layout (C*kh*kw, N*OH*OW)
+            col = self.__dict__.pop("col", None)
+            if col is None:
+                col = im2col_wide(x, kh, kw, self.stride, self.padding)
             gw_t = col @ _channels_first(gy).T
-        else:  # one GEMM per image, (C*kh*kw, OH*OW) @ (OH*OW, OC), then the sum over the batch
-            gw_t = get_array_module(gy).matmul(col, gy.reshape(n, oc, -1).transpose(0, 2, 1)).sum(axis=0)
+        else:  # (C*kh*kw, OH*OW) @ (OH*OW, OC) per image, summed; columns rebuilt a chunk at a time
+            g = gy.reshape(n, oc, -1).transpose(0, 2, 1)
+            gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
+            step = _images_per_chunk(x, c * kh * kw, oh * ow)
+            for i in range(0, n, step):
+                col = im2col_batched(x[i:i + step], kh, kw, self.stride, self.padding)
+                gw_t += xp.matmul(col, g[i:i + step]).sum(axis=0)
         return gw_t.T.reshape(self.w_shape)
 
     def backward(self, ggw):
@@ -400,6 +421,8 @@ def _pool_params(op, x, kernel_size, stride, padding):
 
 
 class _Pool(Function):
+    keeps_inputs = False  # pooling and its adjoints route gradients with saved argmax/shapes
+
     def __init__(self, kernel, stride, padding):
         self.kernel, self.stride, self.padding = kernel, stride, padding
 
@@ -424,26 +447,35 @@ class MaxPool2d(_Pool):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x.shape)
         xp = get_array_module(x)
         xpad = pad2d(x, ph, pw, -xp.inf)
-        views = _unit_stride_offsets(xpad, kh, kw, sh, sw, oh, ow)
-        if not (is_grad_enabled() and self.needs_input_grad[0]):  # nothing to route back: max only
-            return _max_of(views)
-        y, self.argmax = _max_argmax(views)
+        n, c = x.shape[:2]
+        y = xp.empty((n, c, oh, ow), dtype=x.dtype)
+        with_arg = is_grad_enabled() and self.needs_input_grad[0]  # else nothing to route back: max only
+        if with_arg:
+            self.argmax = xp.empty((n, c, oh, ow), dtype=xp.uint8 if kh * kw < 256 else xp.int32)
+        # a few images at a time: the phase planes stay small and in cache
+        step = max(1, _COL_CHUNK_BYTES // (xpad[0].size * x.dtype.itemsize))
+        for i in range(0, n, step):
+            views = _unit_stride_offsets(xpad[i:i + step], kh, kw, sh, sw, oh, ow)
+            if with_arg:
+                _max_argmax(views, y[i:i + step], self.argmax[i:i + step])
+            else:
+                _max_of(views, y[i:i + step])
         return y
 
     def backward(self, gy):
         return MaxPool2dScatter(self, self.inputs[0].shape)(gy)
 
 
-def _max_argmax(views):
-    """Max over the kh*kw offset views ``(N, C, OH, OW)`` and the index of the first maximum.
+def _max_argmax(views, y, arg):
+    """Max over the kh*kw offset views ``(N, C, OH, OW)`` into ``y``, index of the first maximum into ``arg``.
 
     Tie rule: the first maximum in row-major window order wins. Offset k replaces the running
     max only when strictly greater, so the winner is the *last* k that improved it: the argmax
     is ``max_k(k * improved_k)``, computed with cheap uint8 ops (no boolean-mask assignment).
     """
     xp = get_array_module(views[0])
-    y = views[0].copy()
-    arg = xp.zeros(y.shape, dtype=xp.uint8 if len(views) < 256 else xp.int32)
+    y[...] = views[0]
+    arg[...] = 0
     better = xp.empty(y.shape, dtype=bool)
     tmp = xp.empty_like(arg)
     for k in range(1, len(views)):
@@ -469,10 +501,13 @@ def _unit_stride_offsets(xpad, kh, kw, sh, sw, oh, ow):
             for i in range(kh) for j in range(kw)]
 
 
-def _max_of(views):
-    """Elementwise max of same-shaped views (a new array)."""
+def _max_of(views, y):
+    """Elementwise max of same-shaped views, into ``y``."""
     xp = get_array_module(views[0])
-    y = views[0].copy() if len(views) == 1 else xp.maximum(views[0], views[1])
+    if len(views) == 1:
+        y[...] = views[0]
+    else:
+        xp.maximum(views[0], views[1], out=y)
     for v in views[2:]:
         xp.maximum(y, v, out=y)
     return y
@@ -537,10 +572,13 @@ def _scatter_disjoint(gy, argmax, in_shape, kh, kw, sh, sw):
     oh, ow = gy.shape[-2:]
     tiles = (sh, sw) == (kh, kw) and oh * sh == h and ow * sw == w
     gx = (xp.empty if tiles else xp.zeros)(in_shape, dtype=gy.dtype)
-    eq = xp.empty(gy.shape, dtype=bool)
-    for k in range(kh * kw):
-        xp.equal(argmax, k, out=eq)
-        xp.multiply(gy, eq, out=_offset(gx, k // kw, k % kw, sh, sw, oh, ow))
+    step = max(1, _COL_CHUNK_BYTES // (gy[0].size * gy.dtype.itemsize))  # keeps the mask temporary small
+    eq = xp.empty((min(step, n), *gy.shape[1:]), dtype=bool)
+    for i in range(0, n, step):
+        g, e = gy[i:i + step], eq[:len(gy[i:i + step])]
+        for k in range(kh * kw):
+            xp.equal(argmax[i:i + step], k, out=e)
+            xp.multiply(g, e, out=_offset(gx[i:i + step], k // kw, k % kw, sh, sw, oh, ow))
     return gx
 
 

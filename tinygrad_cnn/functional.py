@@ -16,6 +16,7 @@ from .conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool
 from .tensor import (
     Function,
     Tensor,
+    _rebase,
     as_tensor,
     exp,
     flatten,
@@ -36,19 +37,40 @@ __all__ = [
 
 
 class ReLU(Function):
-    """``max(x, 0)``; the 1-byte mask ``x > 0`` is kept only when the op is recorded."""
+    """``max(x, 0)``; the mask ``x > 0`` is kept, packed 8 per byte, only when the op is recorded.
+
+    ``inplace=True`` writes the result into ``x``'s array (see :func:`relu`).
+    """
+
+    keeps_inputs = False
+
+    def __init__(self, inplace: bool = False):
+        self.inplace = inplace
 
     def forward(self, x):
+        xp = get_array_module(x)
         if is_grad_enabled() and self.needs_input_grad[0]:
-            self.mask = x > 0
-        return get_array_module(x).maximum(x, x.dtype.type(0))
+            self.bits, self.shape = xp.packbits(x > 0), x.shape  # 1 bit per element
+        return xp.maximum(x, x.dtype.type(0), out=x if self.inplace else None)
 
     def backward(self, gy):
-        return gy * Tensor._wrap(self.mask)
+        xp = get_array_module(self.bits)
+        n = gy.data.size if gy.ndim else 1
+        return _mask_grad(self, gy, xp.unpackbits(self.bits)[:n].reshape(self.shape).view(bool))
+
+
+def _mask_grad(fn: Function, gy: Tensor, mask) -> Tensor:
+    """``gy * mask``, written into ``gy`` when the backward pass says no one else holds it."""
+    if fn.grad_owned and fn.grad_owned[0]:
+        get_array_module(gy.data).multiply(gy.data, mask, out=gy.data)
+        return gy
+    return gy * Tensor._wrap(mask)
 
 
 class Sigmoid(Function):
     """``1 / (1 + e^-x)`` computed as ``(tanh(x/2) + 1) / 2``: no overflow for large |x|."""
+
+    keeps_output = True
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -61,6 +83,8 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    keeps_output = True
+
     def forward(self, x):
         return get_array_module(x).tanh(x)
 
@@ -69,8 +93,26 @@ class Tanh(Function):
         return gy * (1 - y * y)
 
 
-def relu(x: Tensor) -> Tensor:
-    return ReLU()(as_tensor(x))
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """``max(x, 0)``. ``inplace=True`` overwrites ``x`` and returns it, as PyTorch's ``relu_``.
+
+    In place saves one activation-sized buffer (the usual ``conv -> relu``). It is refused where it
+    would corrupt a gradient: on a leaf that requires grad, and on a tensor whose values a
+    recorded op still needs for its backward (e.g. the output of sigmoid, or an input of matmul).
+    """
+    x = as_tensor(x)
+    if not inplace:
+        return ReLU()(x)
+    if is_grad_enabled() and x.requires_grad:
+        if x.creator is None:
+            raise RuntimeError("relu(inplace=True): a leaf tensor that requires grad cannot be modified in place")
+        if x.creator.keeps_output or x._kept:
+            raise RuntimeError("relu(inplace=True): the values of this tensor are needed to compute a gradient "
+                               f"(it is the output of {x.creator.name} or the input of a recorded op that keeps it); "
+                               "use relu(x)")
+        return _rebase(x, ReLU(inplace=True)(x))
+    ReLU(inplace=True)(x)
+    return x
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -122,6 +164,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 class Softmax(Function):
+    keeps_output = True
+
     def __init__(self, axis: int = -1):
         self.axis = axis
 
@@ -140,6 +184,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    keeps_output = True
+
     def __init__(self, axis: int = -1):
         self.axis = axis
 
@@ -246,6 +292,8 @@ cross_entropy = softmax_cross_entropy
 class Dropout(Function):
     """Inverted dropout: keep with probability ``1 - p`` and scale by ``1 / (1 - p)``."""
 
+    keeps_inputs = False
+
     def __init__(self, p: float):
         self.p = p
 
@@ -259,7 +307,7 @@ class Dropout(Function):
         return x * self.mask
 
     def backward(self, gy):
-        return gy * Tensor._wrap(self.mask)
+        return _mask_grad(self, gy, self.mask)
 
     def attrs(self):
         return {"p": self.p}
@@ -292,6 +340,8 @@ def _channel_window_sum(a, before: int, after: int):
 
 class ChannelWindowSum(Function):
     """Sum over a sliding window of channels; its adjoint is the mirrored window."""
+
+    keeps_inputs = False
 
     def __init__(self, before: int, after: int):
         self.before, self.after = before, after
@@ -348,6 +398,8 @@ def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float =
 
 class Pad(Function):
     """Constant padding; ``widths`` is one ``(before, after)`` pair per axis."""
+
+    keeps_inputs = False
 
     def __init__(self, widths, value: float = 0.0):
         self.widths, self.value = tuple(widths), value

@@ -152,6 +152,8 @@ class Tensor:
     # every instance sets its own in __init__ / _wrap.
     data: Any = None
     grad: Tensor | None = None
+    _index = 0  # which output of ``creator`` this is
+    _kept = False  # a recorded op keeps these values for its backward: no in-place writes
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         self.data = _to_array(data, dtype)
@@ -394,6 +396,15 @@ class Function:
     generation = 0
     modules: tuple = ()
     released = False
+    # Does ``backward`` read the values of the inputs? Ops that route gradients with saved masks or
+    # shapes say False: the graph then keeps a data-free stand-in (``_Shadow``) for non-leaf
+    # inputs, so an activation is freed as soon as the forward pass is done with it.
+    keeps_inputs = True
+    # Does ``backward`` read this op's own output (``self.output()``)? Then its consumers keep it.
+    keeps_output = False
+    # During ``backward``: for each output gradient, whether the op may overwrite it (no one else
+    # holds it; never with create_graph). ReLU and dropout mask it in place.
+    grad_owned: tuple[bool, ...] = ()
 
     def __call__(self, *inputs: Any):
         if _profiler is not None and not _profiler.busy:
@@ -408,11 +419,17 @@ class Function:
         outputs = [Tensor._wrap(y, record and _is_float(y)) for y in (ys if multi else (ys,))]
         if record:
             self.generation = max(x.generation for x in xs)
-            self.inputs = tuple(xs)
+            if self.keeps_inputs:
+                self.inputs = tuple(xs)
+                for x in xs:
+                    x._kept = True
+            else:
+                self.inputs = tuple(_graph_ref(x) for x in xs)
             self.outputs = [weakref.ref(o) for o in outputs]
+            self.out_meta = [(o.data.shape, o.data.dtype) for o in outputs]
             self.modules = tuple(_module_stack)
-            for o in outputs:
-                o.creator, o.generation = self, self.generation + 1
+            for i, o in enumerate(outputs):
+                o.creator, o.generation, o._index = self, self.generation + 1, i
         return tuple(outputs) if multi else outputs[0]
 
     def forward(self, *xs):
@@ -426,20 +443,83 @@ class Function:
         return {}
 
     def output(self, i: int = 0) -> Tensor:
+        """Output ``i`` with its values (ops with ``keeps_output`` are guaranteed to have it)."""
         out = self.outputs[i]()
-        assert out is not None, "output tensor was freed"
+        assert out is not None and out.creator is self, "output tensor was freed"
         return out
+
+    def output_node(self, i: int = 0) -> Tensor:
+        """Output ``i`` as a graph node: the tensor itself while it lives, else its ``_Shadow``."""
+        out = self.outputs[i]()
+        if out is not None and out.creator is self and out._index == i:
+            return out
+        return _Shadow(self, i, *self.out_meta[i])
 
     def release(self) -> None:
         """Free the arrays saved for backward (the graph structure stays for drawing)."""
         for k, v in list(vars(self).items()):
             if is_array(v):
                 delattr(self, k)
+        if self.keeps_inputs and self.inputs is not None:
+            self.inputs = tuple(_graph_ref(x) for x in self.inputs)
         self.released = True
 
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+class _Shadow(Tensor):
+    """A graph node without values: output ``index`` of ``creator``, with its shape and dtype.
+
+    Recorded ops hold these instead of non-leaf inputs whose values their backward never reads
+    (``Function.keeps_inputs = False``), so the graph does not keep activations alive. Reading
+    ``data`` raises: a backward that needs values must keep its inputs.
+    """
+
+    def __init__(self, creator: Function, index: int, shape: tuple[int, ...], dtype: Any,
+                 requires_grad: bool | None = None):
+        self.creator, self._index, self.generation = creator, index, creator.generation + 1
+        self.grad, self.name, self._retain_grad = None, None, False
+        self._requires_grad = np.dtype(dtype).kind == "f" if requires_grad is None else requires_grad
+        self._shape, self._dtype = tuple(shape), dtype
+
+    @property
+    def data(self):
+        raise RuntimeError(f"the values of this output of {self.creator.name} were not kept by the graph "
+                           "(the op that consumed it does not need them for backward)")
+
+    shape = property(lambda self: self._shape)
+    dtype = property(lambda self: self._dtype)
+    ndim = property(lambda self: len(self._shape))
+    size = property(lambda self: int(np.prod(self._shape)))
+
+    def __repr__(self) -> str:
+        return f"Tensor(<not kept>, shape={self._shape}, dtype={self._dtype}, grad_fn=<{self.creator.name}>)"
+
+
+def _graph_ref(x: Tensor) -> Tensor:
+    """What a recorded op keeps of an input whose values it does not need."""
+    c = x.creator
+    if c is None or c.keeps_output or isinstance(x, _Shadow):
+        return x
+    return _Shadow(c, x._index, *c.out_meta[x._index], x._requires_grad)
+
+
+def _node_key(t: Tensor):
+    """Identity of ``t`` in the graph: the tensor for leaves, (creator, output index) otherwise.
+
+    A tensor and the ``_Shadow`` that stands in for it share the key.
+    """
+    return id(t) if t.creator is None else (id(t.creator), t._index)
+
+
+def _rebase(x: Tensor, y: Tensor) -> Tensor:
+    """Make ``x`` the node ``y`` after an in-place op wrote ``y``'s values into ``x``'s array."""
+    x.creator, x._index, x.generation, x._requires_grad = y.creator, y._index, y.generation, y._requires_grad
+    if y.creator is not None:
+        y.creator.outputs[y._index] = weakref.ref(x)
+    return x
 
 
 # --------------------------------------------------------------------------- backward engine
@@ -453,10 +533,10 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
     of its outputs. With ``wanted`` the gradients of those tensors are returned instead of
     being accumulated into ``.grad``.
     """
-    grads: dict[int, Tensor] = {}
+    grads: dict[Any, Tensor] = {}  # by _node_key
     leaves: dict[int, Tensor] = {}
-    want = {id(t) for t in wanted} if wanted is not None else None
-    found: dict[int, Tensor] = {}
+    want = {_node_key(t) for t in wanted} if wanted is not None else None
+    found: dict[Any, Tensor] = {}
     heap: list = []
     queued: set[int] = set()
     tie = itertools.count()
@@ -466,15 +546,38 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
             queued.add(id(fn))
             heapq.heappush(heap, (-fn.generation, next(tie), fn))
 
-    def accumulate(t: Tensor, g: Tensor) -> None:
+    # Gradient arrays nothing but this pass refers to: the op they are handed to may overwrite
+    # them (ReLU's backward masks in place), which saves an activation-sized buffer per layer.
+    owned: set[int] = set()  # ids of gradient Tensors in ``grads``
+
+    def accumulate(t: Tensor, g: Tensor, fresh: bool = False) -> None:
         if g.shape != t.shape:
             raise RuntimeError(f"backward: gradient of shape {g.shape} for a tensor of shape {t.shape}")
-        old = grads.get(id(t))
-        grads[id(t)] = g if old is None else old + g
+        key = _node_key(t)
+        old = grads.get(key)
+        if old is not None:
+            owned.discard(id(old))
+            g, fresh = old + g, not create_graph
+        grads[key] = g
+        if fresh:
+            owned.add(id(g))
         if t.creator is None:
-            leaves[id(t)] = t
+            leaves[key] = t
         else:
             push(t.creator)
+
+    def fresh_flags(gys: list[Tensor], mine: list[bool], gxs: tuple) -> list[bool]:
+        """Which returned gradients only this pass can see: new arrays, or an owned ``gy`` passed on once."""
+        if create_graph:
+            return [False] * len(gxs)
+        arrays = [None if gx is None else gx.data for gx in gxs]
+        bases = [None if a is None else (a if a.base is None else a.base) for a in arrays]
+        gy_owned = {id(g.data): m for g, m in zip(gys, mine)}
+        flags = []
+        for a, b in zip(arrays, bases):
+            ok = a is not None and is_array(a) and a.flags.writeable and sum(x is b for x in bases) == 1
+            flags.append(ok and gy_owned.get(id(b), b is a))  # a new array, or a view of an owned gy
+        return flags
 
     with set_grad_enabled(create_graph):
         for t, g in zip(roots, seeds):
@@ -489,24 +592,28 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
                     f"Trying to backward through the graph a second time ({fn.name}): its saved arrays "
                     "were freed. Pass retain_graph=True to the first backward()."
                 )
-            gys = []
-            for ref in fn.outputs:
-                out = ref()
-                g = grads.pop(id(out), None) if out is not None else None
-                if out is not None and g is not None:
-                    if want is not None and id(out) in want:
-                        found[id(out)] = g
-                    elif out._retain_grad and want is None:
-                        out.grad = g if out.grad is None else out.grad + g
-                if g is None and out is not None:
-                    g = Tensor._wrap(get_array_module(out.data).zeros_like(out.data))
-                gys.append(g)
+            gys = [grads.pop((id(fn), i), None) for i in range(len(fn.outputs))]
+            mine = [g is not None and id(g) in owned for g in gys]
+            owned.difference_update(id(g) for g in gys)
+            for i, g in enumerate(gys):
+                if g is None:  # an unused output of a multi-output op
+                    xp = get_array_module(*(g.data for g in gys if g is not None))
+                    gys[i], mine[i] = Tensor._wrap(xp.zeros(*fn.out_meta[i])), True
+                elif want is not None:
+                    if (id(fn), i) in want:
+                        found[(id(fn), i)], mine[i] = g, False
+                else:
+                    out = fn.outputs[i]()
+                    if out is not None and out._retain_grad and out.creator is fn:
+                        out.grad, mine[i] = (g if out.grad is None else out.grad + g), False
+            fn.grad_owned = tuple(mine)
             gxs = fn.backward(*gys) if _profiler is None else _profiler.backward(fn, gys)
+            del fn.grad_owned
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
-            for x, gx in zip(fn.inputs, gxs):
+            for x, gx, fresh in zip(fn.inputs, gxs, fresh_flags(gys, mine, gxs)):
                 if gx is not None and x.requires_grad:
-                    accumulate(x, gx)
+                    accumulate(x, gx, fresh)
             if not retain_graph:
                 fn.release()
     if want is not None:
@@ -544,7 +651,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
                       create_graph=create_graph, wanted=ins)
     result = []
     for t in ins:
-        g = found.get(id(t))
+        g = found.get(_node_key(t))
         if g is None and not allow_unused:
             raise RuntimeError("grad: one of the inputs was not used in the graph (pass allow_unused=True)")
         result.append(g)
@@ -575,6 +682,8 @@ def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
 
 
 class Add(Function):
+    keeps_inputs = False
+
     def forward(self, a, b):
         self.shapes = (a.shape, b.shape)
         return a + b
@@ -584,6 +693,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    keeps_inputs = False
+
     def forward(self, a, b):
         self.shapes = (a.shape, b.shape)
         return a - b
@@ -615,6 +726,8 @@ class Div(Function):
 
 
 class Neg(Function):
+    keeps_inputs = False
+
     def forward(self, a):
         return -a
 
@@ -624,6 +737,9 @@ class Neg(Function):
 
 class Pow(Function):
     """``a ** b``; the gradient w.r.t. ``b`` is only formed when ``b`` requires grad."""
+
+    keeps_output = True
+
 
     def forward(self, a, b):
         return a ** b
@@ -639,6 +755,8 @@ class Pow(Function):
 
 
 class Exp(Function):
+    keeps_output = True
+
     def forward(self, a):
         return get_array_module(a).exp(a)
 
@@ -655,6 +773,8 @@ class Log(Function):
 
 
 class Cast(Function):
+    keeps_inputs = False
+
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 
@@ -744,6 +864,8 @@ def matmul(a, b) -> Tensor:
 
 
 class Sum(Function):
+    keeps_inputs = False
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
@@ -762,6 +884,9 @@ class Sum(Function):
 
 class Max(Function):
     """Max over ``axis``; the gradient is shared equally between tied maxima."""
+
+    keeps_inputs = False
+
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
@@ -802,6 +927,8 @@ def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 
 class Reshape(Function):
+    keeps_inputs = False
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -820,6 +947,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    keeps_inputs = False
+
     def __init__(self, axes=None):
         self.axes = None if axes is None else tuple(axes)
 
@@ -838,6 +967,8 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    keeps_inputs = False
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -850,6 +981,8 @@ class BroadcastTo(Function):
 
 
 class SumTo(Function):
+    keeps_inputs = False
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -877,6 +1010,9 @@ def flatten(x: Tensor, start_dim: int = 1) -> Tensor:
 class GetItem(Function):
     """NumPy indexing; repeated fancy indices accumulate their gradients."""
 
+    keeps_inputs = False
+
+
     def __init__(self, index):
         self.index = index.data if isinstance(index, Tensor) else index
 
@@ -890,6 +1026,9 @@ class GetItem(Function):
 
 class GetItemGrad(Function):
     """Scatter ``gy`` into zeros of the input shape: the adjoint of ``GetItem``."""
+
+    keeps_inputs = False
+
 
     def __init__(self, index, shape):
         self.index, self.shape = index, shape

@@ -16,7 +16,7 @@ class DeepConvNet(nn.Module):
         self.conv1, self.conv2, self.conv3, self.conv4, self.conv5, self.conv6 = (
             nn.Conv2d(i, o, 3, padding=p) for i, o, p in spec
         )
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.pool = nn.MaxPool2d(2, 2)
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(64 * 4 * 4, hidden_size)

@@ -15,7 +15,8 @@ class LeNet5(nn.Module):
     def __init__(self, num_classes: int = 10, classic: bool = False, in_channels: int = 1):
         super().__init__()
         self.classic = classic
-        act, pool = (nn.Sigmoid, nn.AvgPool2d) if classic else (nn.ReLU, nn.MaxPool2d)
+        # ReLUs run in place (their inputs are fresh conv/linear outputs): one buffer less per layer
+        act, pool = (nn.Sigmoid, nn.AvgPool2d) if classic else (lambda: nn.ReLU(inplace=True), nn.MaxPool2d)
         self.conv1 = nn.Conv2d(in_channels, 6, 5, padding=2)
         self.act1 = act()
         self.pool1 = pool(2, 2)

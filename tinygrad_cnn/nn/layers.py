@@ -74,8 +74,17 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    """``max(x, 0)``; ``inplace=True`` overwrites its input (one activation buffer less, see F.relu)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x)
+        return F.relu(x, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(Module):

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..nn import Module, Parameter
 from ..serialization import atomic_write
-from ..tensor import Function, Tensor, set_grad_enabled
+from ..tensor import Function, Tensor, _node_key, set_grad_enabled
 
 __all__ = ["export", "to_onnx", "write_model", "op_histogram", "CONSTANT_DOC", "MIN_OPSET", "EXPORTABLE_OPS"]
 
@@ -105,10 +105,10 @@ def to_onnx(model: Module, example_input: Any, input_names: Sequence[str] = ("in
         b.emit(fn)
     graph_outputs = []
     for out, name in zip(outputs, output_names):
-        src = b.names[id(out)] if id(out) in b.names else b.leaf(out)
+        src = b.names[_node_key(out)] if _node_key(out) in b.names else b.leaf(out)
         if src in b.produced and src not in output_names:
             b.rename(src, name)  # the producing node writes the graph output directly
-            b.names[id(out)] = name
+            b.names[_node_key(out)] = name
         else:  # the input, an initializer, or a tensor returned twice
             b.add("Identity", [src], {}, None, None, out_name=name)
         graph_outputs.append(b.value_info(name, out))
@@ -147,7 +147,7 @@ def _topological(outputs: Sequence[Tensor]) -> list[Function]:
 def _onnx_dtype(t: Tensor) -> int:
     import onnx
 
-    return onnx.helper.np_dtype_to_tensor_dtype(t.data.dtype)
+    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype))
 
 
 class _Builder:
@@ -158,8 +158,8 @@ class _Builder:
         self.model, self.dynamic, self.opset = model, dynamic_batch, opset
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self.names: dict[int, str] = {id(x): input_name}
-        self.batch_axis: dict[int, int | None] = {id(x): 0}  # which axis of a value is the batch axis
+        self.names: dict[Any, str] = {_node_key(x): input_name}
+        self.batch_axis: dict[Any, int | None] = {_node_key(x): 0}  # which axis of a value is the batch axis
         self.used: set[str] = {input_name, *output_names}
         self.produced: set[str] = set()  # values computed by a node
         self.counts: Counter = Counter()
@@ -185,10 +185,10 @@ class _Builder:
 
     def leaf(self, t: Tensor) -> str:
         """The initializer name of a parameter or constant leaf (created on first use)."""
-        if id(t) in self.names:
-            return self.names[id(t)]
-        if id(t) in self.param_names:
-            name, doc = self.unique(self.param_names[id(t)]), None
+        if _node_key(t) in self.names:
+            return self.names[_node_key(t)]
+        if _node_key(t) in self.param_names:
+            name, doc = self.unique(self.param_names[_node_key(t)]), None
         elif isinstance(t, Parameter):
             name, doc = self.unique(f"param_{self.counts['param']}"), None
             self.counts["param"] += 1
@@ -199,8 +199,8 @@ class _Builder:
             raise ValueError(f"onnx.export: parameter {name} is {t.data.dtype} but the input is {self.dtype}; "
                              f"export with an example input of the parameters' dtype")
         self.initializer(name, t.data, doc)
-        self.names[id(t)] = name
-        self.batch_axis[id(t)] = None
+        self.names[_node_key(t)] = name
+        self.batch_axis[_node_key(t)] = None
         self._keep.append(t)
         return name
 
@@ -222,7 +222,7 @@ class _Builder:
     def value_info(self, name: str, t: Tensor) -> Any:
         import onnx
 
-        axis = self.batch_axis.get(id(t))
+        axis = self.batch_axis.get(_node_key(t))
         dims: list[Any] = list(t.shape)
         if self.dynamic and axis is not None:
             dims[axis] = "batch"
@@ -241,9 +241,9 @@ class _Builder:
         self.produced.add(name)
         self.nodes.append(onnx.helper.make_node(op, inputs, [name], name=node_name, **attrs))
         if out is not None:
-            self.names[id(out)] = name
+            self.names[_node_key(out)] = name
             if batch_axis != -1:
-                self.batch_axis[id(out)] = batch_axis
+                self.batch_axis[_node_key(out)] = batch_axis
             self._keep.append(out)
         return name
 
@@ -265,11 +265,11 @@ class _Builder:
             if fn.name == "Dropout":
                 extra = " (a Dropout was recorded in eval mode: F.dropout(..., training=True) is random at inference)"
             raise NotImplementedError(f"onnx.export: op {fn.name} in {path} ({cls}) has no ONNX mapping{extra}")
-        ins = [self.names[id(t)] if id(t) in self.names else self.leaf(t) for t in fn.inputs]
-        handler(self, fn, ins, fn.output())
+        ins = [self.names[_node_key(t)] if _node_key(t) in self.names else self.leaf(t) for t in fn.inputs]
+        handler(self, fn, ins, fn.output_node())
 
     def axis_of(self, t: Tensor) -> int | None:
-        return self.batch_axis.get(id(t))
+        return self.batch_axis.get(_node_key(t))
 
 
 # --------------------------------------------------------------------------- handlers
@@ -402,7 +402,7 @@ def _lrn(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
     # and onnxruntime refuses even sizes. Decompose: the channel-window sum of x^2 is a Conv with a ones
     # kernel over x^2 viewed as (N, 1, C, rest).
     before, after = size // 2, (size - 1) // 2  # PyTorch's window
-    dt = x.data.dtype
+    dt = x.dtype
     sq = b.add("Mul", [ins[0], ins[0]], {}, None, fn)
     flat = b.add("Reshape", [sq, b.const(np.array([0, 1, x.shape[1], -1], dtype=np.int64), "shape")], {}, None, fn)
     ones = b.const(np.ones((1, 1, size, 1), dtype=dt), "lrn_window")
@@ -417,7 +417,7 @@ def _lrn(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
 def _pad(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
     a = fn.attrs()
     pads = [int(w[0]) for w in a["pads"]] + [int(w[1]) for w in a["pads"]]
-    value = b.const(np.array(a["value"], dtype=out.data.dtype), "pad_value")
+    value = b.const(np.array(a["value"], dtype=out.dtype), "pad_value")
     b.add("Pad", [ins[0], b.const(np.array(pads, dtype=np.int64), "pads"), value], {"mode": "constant"}, out, fn,
           batch_axis=b.axis_of(fn.inputs[0]))
 

@@ -27,7 +27,7 @@ import numpy as np
 from ..backend import is_array
 from ..nn import Module
 from ..serialization import atomic_write
-from ..tensor import Function, Tensor, set_grad_enabled
+from ..tensor import Function, Tensor, _node_key, _Shadow, set_grad_enabled
 
 __all__ = ["GraphvizNotFoundError", "RecordedGraph", "collect_graph", "draw_graph", "draw_model", "save_graph"]
 
@@ -47,6 +47,18 @@ class RecordedGraph:
     tensors: list[Tensor]
     outputs: list[Tensor]
     consumers: dict[int, list[Function]] = field(repr=False, default_factory=dict)
+    inputs: dict[int, tuple[Tensor, ...]] = field(repr=False, default_factory=dict)  # id(fn) -> its input nodes
+    _by_key: dict[Any, Tensor] | None = field(repr=False, default=None)
+
+    def inputs_of(self, fn: Function) -> tuple[Tensor, ...]:
+        return self.inputs.get(id(fn), fn.inputs)
+
+    def outputs_of(self, fn: Function) -> list[Tensor]:
+        """``fn``'s outputs as the drawn tensors."""
+        if self._by_key is None:
+            self._by_key = {_node_key(t): t for t in self.tensors}
+        drawn = self._by_key
+        return [drawn[(id(fn), i)] for i in range(len(fn.outputs)) if (id(fn), i) in drawn]
 
 
 def _as_outputs(output: Tensor | Sequence[Tensor]) -> list[Tensor]:
@@ -78,23 +90,30 @@ def collect_graph(output: Tensor | Sequence[Tensor]) -> RecordedGraph:
             if x.creator is not None and id(x.creator) not in found:
                 stack.append(x.creator)
     functions = sorted(found.values(), key=lambda f: f.generation)  # stable: ties keep discovery order
-    tensors: dict[int, Tensor] = {}
+    # One Tensor object per graph node: an op may hold a data-free _Shadow of a tensor that is
+    # still alive elsewhere; the live tensor (with its values) is the one drawn.
+    live: dict[Any, Tensor] = {_node_key(t): t for t in outputs}
+    used = set()  # outputs that some op consumed: drawn even when the tensor itself is gone
+    for fn in functions:
+        for x in (*fn.inputs, *(fn.output_node(i) for i in range(len(fn.outputs)))):
+            if not isinstance(x, _Shadow):
+                live.setdefault(_node_key(x), x)
+        used.update(_node_key(x) for x in fn.inputs)
+    tensors: dict[Any, Tensor] = {}
+    inputs: dict[int, tuple[Tensor, ...]] = {}
     consumers: dict[int, list[Function]] = {}
     for fn in functions:
-        for x in fn.inputs:
-            tensors.setdefault(id(x), x)
+        ins = tuple(tensors.setdefault(_node_key(x), live.get(_node_key(x), x)) for x in fn.inputs)
+        inputs[id(fn)] = ins
+        for x in ins:
             consumers.setdefault(id(x), []).append(fn)
-        for ref in fn.outputs:
-            y = ref()
-            if y is not None:
-                tensors.setdefault(id(y), y)
+        for i in range(len(fn.outputs)):
+            key = (id(fn), i)
+            if key in live or key in used:
+                tensors.setdefault(key, live[key] if key in live else fn.output_node(i))
     for t in outputs:  # an output that is itself a leaf
-        tensors.setdefault(id(t), t)
-    return RecordedGraph(functions, list(tensors.values()), outputs, consumers)
-
-
-def _live_outputs(fn: Function) -> list[Tensor]:
-    return [y for y in (ref() for ref in fn.outputs) if y is not None]
+        tensors.setdefault(_node_key(t), t)
+    return RecordedGraph(functions, list(tensors.values()), outputs, consumers, inputs)
 
 
 # --------------------------------------------------------------------------- names and modules
@@ -344,7 +363,7 @@ class _Drawer:
             key = _ancestor(name, self.depth)
             key_of[id(fn)] = key
             joined: int | None = None
-            for x in fn.inputs:
+            for x in self.rec.inputs_of(fn):
                 c = x.creator
                 if c is not None and key_of.get(id(c)) == key:
                     b = find(box_of[id(c)])
@@ -408,7 +427,7 @@ class _Drawer:
             nodes.append((cluster, self.tensor_node(tid[id(t)], t)))
 
         for fn in rec.functions:
-            for x in fn.inputs:
+            for x in self.rec.inputs_of(fn):
                 if x.creator is None:
                     emit_tensor(x, cluster_of_tensor.get(id(x)))
             b = box_of.get(id(fn))
@@ -421,7 +440,7 @@ class _Drawer:
                 if b not in drawn_boxes:
                     drawn_boxes.add(b)
                     nodes.append((cluster, self.box_node(f"m{b}", key)))
-            for y in _live_outputs(fn):
+            for y in self.rec.outputs_of(fn):
                 emit_tensor(y, cluster)
         for t in rec.outputs:
             emit_tensor(t, None)
@@ -445,14 +464,14 @@ class _Drawer:
         for fn in rec.functions:
             b = box_of.get(id(fn))
             node = fid[id(fn)] if b is None else f"m{b}"
-            for x in fn.inputs:
+            for x in self.rec.inputs_of(fn):
                 if id(x) in hidden:
                     continue
                 edge = (tid[id(x)], node)
                 if b is None or edge not in seen_edges:
                     seen_edges.add(edge)
                     g.body.append(f"\t{edge[0]} -> {node}\n")
-            for y in _live_outputs(fn):
+            for y in self.rec.outputs_of(fn):
                 if id(y) not in hidden:
                     g.body.append(f"\t{node} -> {tid[id(y)]}\n")
         return g

@@ -88,22 +88,48 @@ def plot_filters(conv_weight: Any, path: str | os.PathLike, title: str | None = 
     return _save_png(fig, path, dpi)
 
 
+class _ConvOutputs:
+    """Copies every conv2d output of a forward pass, in order, before anything reuses its array.
+
+    Installed in ``tensor._profiler``, the op-observer slot the profiler uses: each op call goes
+    through ``forward`` (ops called inside an op run directly while ``busy``).
+    """
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.maps: list[tuple[Any, np.ndarray]] = []
+
+    def forward(self, fn: Any, inputs: tuple) -> Any:
+        self.busy = True
+        try:
+            y = fn(*inputs)
+        finally:
+            self.busy = False
+        if fn.name == "Conv2d":  # a copy: an in-place ReLU after the conv overwrites y
+            self.maps.append((fn, as_numpy(y.data)[0].copy()))
+        return y
+
+
 def _conv_activations(model: Module, x: Tensor) -> list[tuple[str, np.ndarray]]:
     """(name, output (OC, OH, OW)) of every Conv2d op of one forward pass, in forward order.
 
-    Read from the recorded graph, so functional ``F.conv2d`` calls count as well as layers.
+    Ops are observed as they run, so functional ``F.conv2d`` calls count as well as layers.
     """
-    from .graph import collect_graph, eval_mode
+    from .. import tensor as _tensor
+    from .graph import eval_mode
 
     names = {id(m): n for n, m in model.named_modules()}
-    with eval_mode(model), set_grad_enabled(True):
-        out = model(Tensor(x.data, requires_grad=True))
-    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    rec, prev = _ConvOutputs(), _tensor._profiler
+    _tensor._profiler = rec
+    try:
+        with eval_mode(model), set_grad_enabled(True):
+            model(Tensor(x.data, requires_grad=True))
+    finally:
+        _tensor._profiler = prev
     maps = []
-    for fn in collect_graph(outs).functions:
-        if fn.name == "Conv2d":
-            name = names.get(id(fn.modules[-1]), "") if fn.modules else ""
-            maps.append((name or f"conv2d #{len(maps) + 1}", as_numpy(fn.output().data)[0]))
+    for fn, act in rec.maps:
+        name = names.get(id(fn.modules[-1]), "") if fn.modules else ""
+        maps.append((name or f"conv2d #{len(maps) + 1}", act))
     return maps
 
 
