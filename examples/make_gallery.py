@@ -157,7 +157,7 @@ From the shell: `tinygrad-cnn graph --model alexnet --group --depth 1 -o alexnet
 * Edges point forward, tensor → op → tensor; `backward()` walks them in reverse.
 * Node ids are `t0, t1, f0, ...` in forward order, so the DOT text of the same code is
   identical from run to run (it can be diffed, or kept as a golden file as the tests do).
-* `show_saved=True` adds what each op saved for backward (`saved col ...`, `saved mask ...`),
+* `show_saved=True` adds what each op saved for backward (`saved bits ...`, `saved argmax ...`),
   or `saved: freed` once `backward()` released it.
 
 Large graphs stay readable with `group_by_module=True` (a cluster per module, from
@@ -190,8 +190,8 @@ flatten → Affine 100 → ReLU → Affine 10 → softmax cross-entropy.
 
 ![SimpleConvNet loss graph]({simple})
 
-The same graph grouped by module, with what each op keeps for backward (the im2col matrix of the
-convolution, ReLU masks, the max-pool argmax):
+The same graph grouped by module, with what each op keeps for backward (the ReLU mask as bits,
+the max-pool argmax, the loss's softmax):
 
 ![SimpleConvNet with saved arrays]({simple_saved})
 
