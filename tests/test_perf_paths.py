@@ -2,7 +2,8 @@
 
 Fast paths under test: the disjoint max-pool scatter (stride >= kernel, no padding), the
 max-only forward when nothing is recorded, the stride-1 conv-transpose (input gradient) with
-long contiguous adds, the batched NCHW im2col, and the ReLU/max-pool no-grad forwards. Plus:
+long contiguous adds, the batched NCHW im2col, the batch-innermost layout for small maps, and the
+ReLU/max-pool no-grad forwards. Plus:
 no float64 array anywhere in a float32 training step.
 """
 
@@ -175,10 +176,11 @@ def _book_conv_grads(x, w, gy, s, p):
     return y, dx, dw
 
 
-@pytest.fixture(params=["per-image", "wide"])
+@pytest.fixture(params=["per-image", "wide", "batch-inner"])
 def conv_path(request, monkeypatch):
-    """Run a test once with one GEMM per image and once with the single-GEMM ("wide") layout."""
+    """Run a test with one GEMM per image, the single-GEMM ("wide") layout and the batch-innermost one."""
     monkeypatch.setattr(conv, "_WIDE_GEMM_MACS", 0 if request.param == "wide" else 1 << 62)
+    monkeypatch.setattr(conv, "_batch_inner", lambda n, ow: request.param == "batch-inner")
     return request.param
 
 
@@ -225,6 +227,28 @@ def test_conv_paths_pass_gradcheck_first_and_second_order(xs, ws, s, p, conv_pat
     fn = lambda x, w, b: F.conv2d(x, w, b, s, p)  # noqa: E731
     assert tc.gradcheck(fn, (x, w, b))
     assert tc.gradgradcheck(fn, (x, w, b))
+
+
+def test_batch_inner_layout_is_chosen_for_small_maps_in_big_batches():
+    assert conv._batch_inner(128, 10) and conv._batch_inner(100, 7)       # LeNet conv2, DeepConvNet's last convs
+    assert not conv._batch_inner(100, 24) and not conv._batch_inner(128, 28)  # SimpleConvNet, LeNet conv1
+    assert not conv._batch_inner(8, 13)                                   # AlexNet-sized batches: per image / wide
+
+
+def test_batch_inner_conv_matches_torch_on_lenets_second_conv():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((32, 6, 14, 14), (16, 6, 5, 5), (16,)))
+    assert conv._batch_inner(32, 10)
+    xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(xt, wt, bt)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(Tensor(gy))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb)
+    ty.backward(torch.tensor(gy))
+    for ours, ref in ((y, ty), (xt.grad, tx.grad), (wt.grad, tw.grad), (bt.grad, tb.grad)):
+        np.testing.assert_allclose(ours.data, ref.detach().numpy(), rtol=1e-4, atol=1e-3)  # float32 sums of 3,200
 
 
 def test_wide_layout_is_chosen_for_alexnet_sized_layers_only():
