@@ -50,7 +50,7 @@ class SimpleConvNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x), inplace=True), 2, 2)  # in place: one activation buffer less
-        x = F.relu(self.fc1(x.flatten(1)))
+        x = F.relu(self.fc1(x.flatten(1)), inplace=True)
         return self.fc2(x)
 
     def predict(self, x: Any) -> np.ndarray:
