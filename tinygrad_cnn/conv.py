@@ -151,9 +151,9 @@ def im2col_batched(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row:
     return col
 
 
-def _images_per_chunk(x, rows: int, p: int) -> int:
-    """How many images' columns ``(rows, P)`` make one chunk of about ``_COL_CHUNK_BYTES``."""
-    return max(1, _COL_CHUNK_BYTES // (rows * p * x.dtype.itemsize))
+def _images_per_chunk(image_bytes: int) -> int:
+    """How many images of scratch (columns, planes, masks) make one chunk of about ``_COL_CHUNK_BYTES``."""
+    return max(1, _COL_CHUNK_BYTES // image_bytes)
 
 
 def _wide(n: int, oc: int, ckk: int, p: int) -> bool:
@@ -328,7 +328,7 @@ class Conv2d(Function):
         # One GEMM per image gives NCHW directly. The columns are built a few images at a time:
         # the chunk stays in cache for its GEMM, and the full im2col buffer never exists.
         y = xp.empty((n, oc, oh * ow), dtype=x.dtype)
-        step = _images_per_chunk(x, w2.shape[1], oh * ow)
+        step = _images_per_chunk(w2.shape[1] * oh * ow * x.dtype.itemsize)
         for i in range(0, n, step):
             col = im2col_batched(x[i:i + step], kh, kw, self.stride, self.padding, ones_row=b is not None)
             xp.matmul(w2, col, out=y[i:i + step])
@@ -453,7 +453,7 @@ class Conv2dWeightGrad(Function):
         else:  # (C*kh*kw, OH*OW) @ (OH*OW, OC) per image, summed; columns rebuilt a chunk at a time
             g = gy.reshape(n, oc, -1).transpose(0, 2, 1)
             gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
-            step = _images_per_chunk(x, c * kh * kw, oh * ow)
+            step = _images_per_chunk(c * kh * kw * oh * ow * x.dtype.itemsize)
             for i in range(0, n, step):
                 col = im2col_batched(x[i:i + step], kh, kw, self.stride, self.padding)
                 gw_t += xp.matmul(col, g[i:i + step]).sum(axis=0)
@@ -527,7 +527,7 @@ class MaxPool2d(_Pool):
         if with_arg:
             self.argmax = xp.empty((n, c, oh, ow), dtype=xp.uint8 if kh * kw < 256 else xp.int32)
         # a few images at a time: the phase planes stay small and in cache
-        step = max(1, _COL_CHUNK_BYTES // (xpad[0].size * x.dtype.itemsize))
+        step = _images_per_chunk(xpad[0].size * x.dtype.itemsize)
         for i in range(0, n, step):
             views = _unit_stride_offsets(xpad[i:i + step], kh, kw, sh, sw, oh, ow)
             if with_arg:
@@ -646,13 +646,13 @@ def _scatter_disjoint(gy, argmax, in_shape, kh, kw, sh, sw):
     oh, ow = gy.shape[-2:]
     tiles = (sh, sw) == (kh, kw) and oh * sh == h and ow * sw == w
     gx = (xp.empty if tiles else xp.zeros)(in_shape, dtype=gy.dtype)
-    step = max(1, _COL_CHUNK_BYTES // (gy[0].size * gy.dtype.itemsize))  # keeps the mask temporary small
+    step = _images_per_chunk(gy[0].size * gy.dtype.itemsize)  # keeps the mask temporary small
     eq = xp.empty((min(step, n), *gy.shape[1:]), dtype=bool)
     for i in range(0, n, step):
-        g, e = gy[i:i + step], eq[:len(gy[i:i + step])]
+        z = min(n, i + step)
         for k in range(kh * kw):
-            xp.equal(argmax[i:i + step], k, out=e)
-            xp.multiply(g, e, out=_offset(gx[i:i + step], k // kw, k % kw, sh, sw, oh, ow))
+            xp.equal(argmax[i:z], k, out=eq[:z - i])
+            xp.multiply(gy[i:z], eq[:z - i], out=_offset(gx[i:z], k // kw, k % kw, sh, sw, oh, ow))
     return gx
 
 

@@ -55,7 +55,7 @@ class ReLU(Function):
 
     def backward(self, gy):
         xp = get_array_module(self.bits)
-        n = gy.data.size if gy.ndim else 1
+        n = gy.data.size
         return _mask_grad(self, gy, xp.unpackbits(self.bits)[:n].reshape(self.shape).view(bool))
 
 
