@@ -48,17 +48,14 @@ class RecordedGraph:
     outputs: list[Tensor]
     consumers: dict[int, list[Function]] = field(repr=False, default_factory=dict)
     inputs: dict[int, tuple[Tensor, ...]] = field(repr=False, default_factory=dict)  # id(fn) -> its input nodes
-    _by_key: dict[Any, Tensor] | None = field(repr=False, default=None)
+    by_key: dict[Any, Tensor] = field(repr=False, default_factory=dict)  # graph-node key -> drawn tensor
 
     def inputs_of(self, fn: Function) -> tuple[Tensor, ...]:
         return self.inputs.get(id(fn), fn.inputs)
 
     def outputs_of(self, fn: Function) -> list[Tensor]:
         """``fn``'s outputs as the drawn tensors."""
-        if self._by_key is None:
-            self._by_key = {_node_key(t): t for t in self.tensors}
-        drawn = self._by_key
-        return [drawn[(id(fn), i)] for i in range(len(fn.outputs)) if (id(fn), i) in drawn]
+        return [self.by_key[(id(fn), i)] for i in range(len(fn.outputs)) if (id(fn), i) in self.by_key]
 
 
 def _as_outputs(output: Tensor | Sequence[Tensor]) -> list[Tensor]:
@@ -113,7 +110,7 @@ def collect_graph(output: Tensor | Sequence[Tensor]) -> RecordedGraph:
                 tensors.setdefault(key, live[key] if key in live else fn.output_node(i))
     for t in outputs:  # an output that is itself a leaf
         tensors.setdefault(_node_key(t), t)
-    return RecordedGraph(functions, list(tensors.values()), outputs, consumers, inputs)
+    return RecordedGraph(functions, list(tensors.values()), outputs, consumers, inputs, tensors)
 
 
 # --------------------------------------------------------------------------- names and modules
