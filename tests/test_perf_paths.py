@@ -176,10 +176,14 @@ def _book_conv_grads(x, w, gy, s, p):
     return y, dx, dw
 
 
-@pytest.fixture(params=["per-image", "wide", "batch-inner"])
+@pytest.fixture(params=["per-image", "wide", "long-rows", "batch-inner"])
 def conv_path(request, monkeypatch):
-    """Run a test with one GEMM per image, the single-GEMM ("wide") layout and the batch-innermost one."""
-    monkeypatch.setattr(conv, "_WIDE_GEMM_MACS", 0 if request.param == "wide" else 1 << 62)
+    """Run a test with one GEMM per image, the single-GEMM layout with OW-wide ("wide") or phase-plane
+    Wq-wide ("long-rows") output rows, and the batch-innermost layout."""
+    wide = request.param in ("wide", "long-rows")
+    monkeypatch.setattr(conv, "_WIDE_GEMM_MACS", 0 if wide else 1 << 62)
+    monkeypatch.setattr(conv, "_LONG_ROW_MAX_WASTE", float("inf") if request.param == "long-rows" else -1.0)
+    monkeypatch.setattr(conv, "_WIDE_CHUNK_BYTES", 1)  # one image per chunk: the chunk loops run
     monkeypatch.setattr(conv, "_batch_inner", lambda n, ow: request.param == "batch-inner")
     return request.param
 
@@ -220,7 +224,7 @@ def test_stride1_conv_transpose_equals_col2im_path(xs, ws, s, p, dtype):
 @pytest.mark.parametrize("xs,ws,s,p", [c for i, c in enumerate(CONV_CASES) if i not in (1, 2)])  # big ones slow
 def test_conv_paths_pass_gradcheck_first_and_second_order(xs, ws, s, p, conv_path):
     rng = np.random.default_rng(7)
-    xs = (2 if conv_path == "wide" else 1, *xs[1:])  # the wide path needs a batch
+    xs = (2 if conv_path in ("wide", "long-rows") else 1, *xs[1:])  # the single-GEMM paths need a batch
     x = Tensor(rng.standard_normal(xs), requires_grad=True)
     w = Tensor(rng.standard_normal(ws), requires_grad=True)
     b = Tensor(rng.standard_normal(ws[0]), requires_grad=True)
@@ -272,6 +276,32 @@ def test_im2col_batched_is_the_book_layout_rearranged():
     assert wide.shape == (ckk + 1, n * p)
     np.testing.assert_array_equal(wide[:-1].T, book)
     np.testing.assert_array_equal(wide[-1], 1)
+    oh, ow = 4, 5
+    wq = 6  # ceil((6 + 2*0) / 1): rows laid out 6 wide, the last column of each is unused
+    long_rows = conv.im2col_long_rows(x, 3, 2, (2, 1), (1, 0), ones_row=True)  # (C*kh*kw + 1, N*OH*Wq)
+    assert long_rows.shape == (ckk + 1, n * oh * wq)
+    used = long_rows[:-1].reshape(ckk, n, oh, wq)[..., :ow].reshape(ckk, n * p)
+    np.testing.assert_array_equal(used, wide[:-1])
+    np.testing.assert_array_equal(long_rows[-1], 1)
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 3), (4, 4)])
+def test_long_rows_match_im2col_wide_for_strided_kernels(stride):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 23, 21)).astype(np.float32)
+    kh, kw, (ph, pw) = 5, 7, (2, 1)
+    wide = conv.im2col_wide(x, kh, kw, stride, (ph, pw))
+    long_rows = conv.im2col_long_rows(x, kh, kw, stride, (ph, pw))
+    wq = -(-(21 + 2 * pw) // stride[1])  # the phase planes' width
+    oh, ow = conv._out_hw("t", x.shape, kh, kw, *stride, ph, pw)
+    used = long_rows.reshape(-1, 2, oh, wq)[..., :ow].reshape(wide.shape)
+    np.testing.assert_array_equal(used, wide)
+
+
+def test_long_rows_are_chosen_when_they_waste_little():
+    assert conv._long_rows(55, 57)      # AlexNet conv1: 11x11/4 pad 2 on 224, 2 spare columns per 55
+    assert conv._long_rows(56, 58)      # a 3x3/1 pad 1 conv on 56x56
+    assert not conv._long_rows(27, 31)  # 5x5 pad 2 on 27x27: 15% more GEMM work
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

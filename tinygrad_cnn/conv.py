@@ -30,6 +30,13 @@ _BATCH_INNER_MAX_OW = 16
 # Layers whose per-image GEMM has at least this many multiply-adds use one GEMM for the whole
 # batch (see _wide).
 _WIDE_GEMM_MACS = 1 << 23
+# The single-GEMM path builds its columns this many bytes of images at a time, one GEMM per chunk:
+# few enough GEMMs to keep BLAS threads busy, and every buffer under glibc's 32 MB mmap ceiling, so
+# freed chunks are reused instead of page-faulted in afresh each step (about 4 ms per 36 MB here).
+_WIDE_CHUNK_BYTES = 16 << 20
+# The single-GEMM path lays its output rows out Wq >= OW wide (see im2col_long_rows) when the
+# Wq - OW extra columns are at most this fraction of OW.
+_LONG_ROW_MAX_WASTE = 1 / 16
 
 
 def _pair(v: IntPair, what: str, op: str, minimum: int) -> tuple[int, int]:
@@ -118,14 +125,20 @@ def col2im_array(col, input_shape, kh: int, kw: int, stride=(1, 1), padding=(0, 
 
 def _scatter_windows(cols, input_shape, kh, kw, sh, sw, ph, pw):
     """Sum ``cols: (N, C, kh, kw, OH, OW)`` into an ``(N, C, H, W)`` image (crop the padding)."""
-    xp = get_array_module(cols)
     n, c, h, w = input_shape
-    oh, ow = cols.shape[-2:]
-    img = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    img = get_array_module(cols).zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    _add_windows(img, cols, sh, sw)
+    return img[:, :, ph:ph + h, pw:pw + w]
+
+
+def _add_windows(img, cols, sh: int, sw: int) -> None:
+    """``img (N, C, Hp, Wp) += `` every window of ``cols: (N, C, kh, kw, OH, OW)``: one add per kernel offset."""
+    xp = get_array_module(img)
+    kh, kw, oh, ow = cols.shape[2:]
     for i in range(kh):
         for j in range(kw):
-            _offset(img, i, j, sh, sw, oh, ow)[...] += cols[:, :, i, j]
-    return img[:, :, ph:ph + h, pw:pw + w]
+            seg = _offset(img, i, j, sh, sw, oh, ow)
+            xp.add(seg, cols[:, :, i, j], out=seg)
 
 
 def im2col_batched(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row: bool = False):
@@ -151,9 +164,15 @@ def im2col_batched(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row:
     return col
 
 
-def _images_per_chunk(image_bytes: int) -> int:
-    """How many images of scratch (columns, planes, masks) make one chunk of about ``_COL_CHUNK_BYTES``."""
-    return max(1, _COL_CHUNK_BYTES // image_bytes)
+def _images_per_chunk(image_bytes: int, chunk_bytes: int | None = None) -> int:
+    """How many images of scratch (columns, planes, masks) make one chunk of about ``chunk_bytes``
+    (default ``_COL_CHUNK_BYTES``)."""
+    return max(1, (_COL_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // image_bytes)
+
+
+def _wide_chunks(n: int, image_bytes: int) -> range:
+    """Start indices of the image chunks of the single-GEMM path (``_WIDE_CHUNK_BYTES`` each)."""
+    return range(0, n, _images_per_chunk(image_bytes, _WIDE_CHUNK_BYTES))
 
 
 def _wide(n: int, oc: int, ckk: int, p: int) -> bool:
@@ -185,9 +204,74 @@ def im2col_wide(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row: bo
     return col
 
 
-def _channels_first(gy):
-    """``gy (N, OC, OH, OW)`` -> ``(OC, N*OH*OW)``, the single-GEMM layout (one copy)."""
-    return gy.transpose(1, 0, 2, 3).reshape(gy.shape[1], -1)
+def _long_rows(ow: int, wq: int) -> bool:
+    """Use :func:`im2col_long_rows` when its ``Wq - OW`` wasted columns per row cost little GEMM work."""
+    return wq - ow <= _LONG_ROW_MAX_WASTE * ow
+
+
+def im2col_long_rows(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row: bool = False):
+    """``x: (N, C, H, W)`` -> ``(C*kh*kw [+1], N*OH*Wq)``: the single-GEMM columns with rows Wq >= OW wide.
+
+    The padded input is split into ``sh*sw`` phase planes: pixel (y, x) goes to plane
+    (y % sh, x % sw) at (y // sh, x // sw), so each plane is ``Wq = ceil(Wpad / sw)`` wide. Kernel
+    offset (i, j) of output pixel (oh, ow) then reads plane (i % sh, j % sw) at
+    (oh + i // sh, ow + j // sw). Laying each output row out ``Wq`` wide makes one offset's
+    columns for one (c, n) a single contiguous run of ``OH*Wq`` values of the flattened plane:
+    im2col is ``C*N*kh*kw`` block copies instead of ``C*N*kh*kw*OH`` strided row copies (3x
+    faster for AlexNet's 11x11/4 conv), and the offsets of one phase are one strided view, so
+    that is ``sh*sw`` NumPy calls. Columns ``ow >= OW`` hold whatever the run passes over;
+    the GEMM's results there are dropped and the weight gradient pairs them with zeros
+    (:func:`_channels_first` with ``width=Wq``).
+    """
+    (sh, sw), (ph, pw) = stride, padding
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    oh, _ = _out_hw("im2col", x.shape, kh, kw, sh, sw, ph, pw)
+    hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
+    big = xp.zeros((n, c, (hq + 1) * sh, wq * sw), dtype=x.dtype)  # one spare plane row: the runs' tails
+    big[:, :, ph:ph + h, pw:pw + w] = x
+    planes = xp.ascontiguousarray(big.reshape(n, c, hq + 1, sh, wq, sw).transpose(3, 5, 1, 0, 2, 4))
+    planes = planes.reshape(sh, sw, c, n, (hq + 1) * wq)
+    ckk, length = c * kh * kw, oh * wq
+    col = xp.empty((ckk + int(ones_row), n * length), dtype=x.dtype)
+    dst = col[:ckk].reshape(c, kh, kw, n, length)
+    for p in range(min(sh, kh)):  # offsets (sh*a + p, sw*b + q) of one phase start a*Wq + b apart: one view
+        for q in range(min(sw, kw)):
+            plane = planes[p, q]  # (C, N, (Hq + 1) * Wq)
+            sc, sn, item = plane.strides
+            shape = (c, len(range(p, kh, sh)), len(range(q, kw, sw)), n, length)
+            dst[:, p::sh, q::sw] = xp.lib.stride_tricks.as_strided(plane, shape, (sc, wq * item, item, sn, item),
+                                                                   writeable=False)
+    if ones_row:
+        col[ckk] = 1
+    return col
+
+
+def _row_width(x_shape, kh: int, kw: int, stride, padding) -> int:
+    """Width of an output row in the single-GEMM columns: ``Wq`` for long rows where they waste little, else OW."""
+    ow = _out_hw("im2col", x_shape, kh, kw, *stride, *padding)[1]
+    wq = -(-(x_shape[3] + 2 * padding[1]) // stride[1])
+    return wq if _long_rows(ow, wq) else ow
+
+
+def _wide_columns(x, kh: int, kw: int, stride, padding, width: int, ones_row: bool = False):
+    """The single-GEMM columns with output rows ``width`` wide (see :func:`_row_width`)."""
+    if width == _out_hw("im2col", x.shape, kh, kw, *stride, *padding)[1]:
+        return im2col_wide(x, kh, kw, stride, padding, ones_row)
+    return im2col_long_rows(x, kh, kw, stride, padding, ones_row)
+
+
+def _channels_first(gy, width: int | None = None):
+    """``gy (N, OC, OH, OW)`` -> ``(OC, N*OH*width)``, the single-GEMM layout (one copy).
+
+    ``width > OW`` zero-pads each row on the right, for the columns of :func:`im2col_long_rows`.
+    """
+    n, oc, oh, ow = gy.shape
+    if width is None or width == ow:
+        return gy.transpose(1, 0, 2, 3).reshape(oc, -1)
+    out = get_array_module(gy).zeros((oc, n, oh, width), dtype=gy.dtype)
+    out[..., :ow] = gy.transpose(1, 0, 2, 3)
+    return out.reshape(oc, -1)
 
 
 def _batch_inner(n: int, ow: int) -> bool:
@@ -317,11 +401,17 @@ class Conv2d(Function):
         if b is not None:  # bias as an extra weight column against a row of ones: added by the GEMM
             w2 = xp.concatenate([w2, b.reshape(oc, 1).astype(w.dtype, copy=False)], axis=1)
         if _wide(n, oc, w2.shape[1], oh * ow):
-            col = im2col_wide(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
-            y = (w2 @ col).reshape(oc, n, oh, ow)  # (OC, N, OH, OW): one GEMM
+            width = _row_width(x.shape, kh, kw, self.stride, self.padding)
+            y = xp.empty((n, oc, oh, ow), dtype=x.dtype)
+            cols = []
+            # the same chunks as Conv2dWeightGrad's (which has no bias row)
+            for i in (chunks := _wide_chunks(n, w.shape[1] * kh * kw * oh * width * x.dtype.itemsize)):
+                col = _wide_columns(x[i:i + chunks.step], kh, kw, self.stride, self.padding, width, b is not None)
+                y[i:i + chunks.step] = (w2 @ col).reshape(oc, -1, oh, width)[..., :ow].transpose(1, 0, 2, 3)
+                cols.append(col if b is None else col[:-1])
             if self.needs_input_grad[1]:  # big layers: rebuilding the columns costs more than keeping them
-                self.col = col if b is None else col[:-1]
-            return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+                self.col = (cols, width)
+            return y
         if _batch_inner(n, ow):
             col = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
             return xp.ascontiguousarray((w2 @ col).reshape(oc, oh, ow, n).transpose(3, 0, 1, 2))
@@ -357,9 +447,14 @@ class ConvTranspose2d(Function):
         oc, c, kh, kw = w.shape
         n, _, oh, ow = gy.shape
         if _wide(n, oc, c * kh * kw, oh * ow):
-            gcol = w.reshape(oc, -1).T @ _channels_first(gy)  # (C*kh*kw, N*OH*OW): one GEMM
-            cols = gcol.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
-            return _scatter_windows(cols, (n, c, *self.in_hw), kh, kw, *self.stride, *self.padding)
+            (h, wd), (ph, pw) = self.in_hw, self.padding
+            img = get_array_module(gy).zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=gy.dtype)
+            wt = w.reshape(oc, -1).T
+            for i in (chunks := _wide_chunks(n, c * kh * kw * oh * ow * gy.dtype.itemsize)):
+                gcol = wt @ _channels_first(gy[i:i + chunks.step])  # (C*kh*kw, n'*OH*OW): one GEMM per chunk
+                _add_windows(img[i:i + chunks.step], gcol.reshape(c, kh, kw, -1, oh, ow).transpose(3, 0, 1, 2, 4, 5),
+                             *self.stride)
+            return img[:, :, ph:ph + h, pw:pw + wd]
         if _batch_inner(n, ow):
             return _conv_transpose_batch_inner(gy, w, self.in_hw, self.stride, self.padding)
         if self.stride == (1, 1):
@@ -434,7 +529,7 @@ class Conv2dWeightGrad(Function):
 
     def __init__(self, w_shape, stride, padding, col=None):
         self.w_shape, self.stride, self.padding = tuple(w_shape), stride, padding
-        if col is not None:  # the forward's single-GEMM columns, (C*kh*kw, N*OH*OW)
+        if col is not None:  # the forward's single-GEMM column chunks and their row width
             self.col = col
 
     def forward(self, x, gy):
@@ -443,11 +538,13 @@ class Conv2dWeightGrad(Function):
         xp = get_array_module(gy)
         # computed transposed, col @ gy^T -> (C*kh*kw, OC): the long OH*OW axis is the inner one of
         # both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
-        col = self.__dict__.pop("col", None)  # kept by a single-GEMM forward
-        if col is not None or _wide(n, oc, c * kh * kw, oh * ow):  # the layout (C*kh*kw, N*OH*OW)
-            if col is None:
-                col = im2col_wide(x, kh, kw, self.stride, self.padding)
-            gw_t = col @ _channels_first(gy).T
+        kept = self.__dict__.pop("col", None)  # kept by a single-GEMM forward
+        if kept is not None or _wide(n, oc, c * kh * kw, oh * ow):  # the layout (C*kh*kw, N*OH*width)
+            cols, width = kept if kept is not None else ([], _row_width(x.shape, kh, kw, self.stride, self.padding))
+            gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
+            for k, i in enumerate(chunks := _wide_chunks(n, c * kh * kw * oh * width * gy.dtype.itemsize)):
+                col = cols[k] if cols else _wide_columns(x[i:i + chunks.step], kh, kw, self.stride, self.padding, width)
+                gw_t += col @ _channels_first(gy[i:i + chunks.step], width).T
         elif _batch_inner(n, ow):
             gw_t = im2col_batch_inner(x, kh, kw, self.stride, self.padding) @ _batch_last(gy).T
         else:  # (C*kh*kw, OH*OW) @ (OH*OW, OC) per image, summed; columns rebuilt a chunk at a time
