@@ -176,12 +176,13 @@ def _wide_chunks(n: int, image_bytes: int) -> range:
 
 
 def _wide(n: int, oc: int, ckk: int, p: int) -> bool:
-    """Use one GEMM over the whole batch, ``(OC, C*kh*kw) @ (C*kh*kw, N*OH*OW)``, for big layers.
+    """Use one GEMM over many images, ``(OC, C*kh*kw) @ (C*kh*kw, N'*OH*OW)``, for big layers.
 
     One GEMM per image (:func:`im2col_batched`) gives NCHW with no transpose and wins for small
-    maps. For big layers (AlexNet's) a single GEMM is as fast on one thread and much faster on
-    several, because every BLAS call is a thread fork/join: batch 8 means 8 joins per op, which
-    cost 4x on a busy 2-core machine. The price is a transpose copy of the (small) output.
+    maps. For big layers (AlexNet's) one GEMM per ``_WIDE_CHUNK_BYTES`` of columns (2-3 images)
+    is as fast on one thread and much faster on several, because every BLAS call is a thread
+    fork/join: batch 8 means 8 joins per op, which cost 4x on a busy 2-core machine. The price is
+    a transpose copy of the (small) output.
     """
     return n > 1 and oc * ckk * p >= _WIDE_GEMM_MACS
 
