@@ -405,7 +405,6 @@ class Conv2d(Function):
             width = _row_width(x.shape, kh, kw, self.stride, self.padding)
             y = xp.empty((n, oc, oh, ow), dtype=x.dtype)
             cols = []
-            # the same chunks as Conv2dWeightGrad's (which has no bias row)
             for i in (chunks := _wide_chunks(n, w.shape[1] * kh * kw * oh * width * x.dtype.itemsize)):
                 col = _wide_columns(x[i:i + chunks.step], kh, kw, self.stride, self.padding, width, b is not None)
                 y[i:i + chunks.step] = (w2 @ col).reshape(oc, -1, oh, width)[..., :ow].transpose(1, 0, 2, 3)
@@ -541,11 +540,18 @@ class Conv2dWeightGrad(Function):
         # both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
         kept = self.__dict__.pop("col", None)  # kept by a single-GEMM forward
         if kept is not None or _wide(n, oc, c * kh * kw, oh * ow):  # the layout (C*kh*kw, N*OH*width)
-            cols, width = kept if kept is not None else ([], _row_width(x.shape, kh, kw, self.stride, self.padding))
+            if kept is not None:
+                cols, width = kept
+            else:  # rebuilt a chunk at a time
+                width = _row_width(x.shape, kh, kw, self.stride, self.padding)
+                chunks = _wide_chunks(n, c * kh * kw * oh * width * x.dtype.itemsize)
+                cols = (_wide_columns(x[i:i + chunks.step], kh, kw, self.stride, self.padding, width) for i in chunks)
             gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
-            for k, i in enumerate(chunks := _wide_chunks(n, c * kh * kw * oh * width * gy.dtype.itemsize)):
-                col = cols[k] if cols else _wide_columns(x[i:i + chunks.step], kh, kw, self.stride, self.padding, width)
-                gw_t += col @ _channels_first(gy[i:i + chunks.step], width).T
+            start = 0
+            for col in cols:  # each chunk's images are the next col.shape[1] // (OH*width) of gy
+                stop = start + col.shape[1] // (oh * width)
+                gw_t += col @ _channels_first(gy[start:stop], width).T
+                start = stop
         elif _batch_inner(n, ow):
             gw_t = im2col_batch_inner(x, kh, kw, self.stride, self.padding) @ _batch_last(gy).T
         else:  # (C*kh*kw, OH*OW) @ (OH*OW, OC) per image, summed; columns rebuilt a chunk at a time
