@@ -298,6 +298,67 @@ def test_long_rows_match_im2col_wide_for_strided_kernels(stride):
     np.testing.assert_array_equal(used, wide)
 
 
+@pytest.mark.parametrize("long_rows", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_single_gemm_chunks_of_several_images_reuse_one_buffer(long_rows, dtype, monkeypatch):
+    """5 images in chunks of 2, 2 and 1: the full chunks share a buffer, the last one has its own."""
+    monkeypatch.setattr(conv, "_WIDE_GEMM_MACS", 0)
+    monkeypatch.setattr(conv, "_LONG_ROW_MAX_WASTE", float("inf") if long_rows else -1.0)
+    x_shape, (kh, kw), s, p = (5, 2, 13, 11), (4, 3), (3, 2), (1, 2)
+    oh, ow = conv._out_hw("t", x_shape, kh, kw, *s, *p)
+    width = conv._row_width(x_shape, kh, kw, s, p)
+    assert (width > ow) == long_rows
+    monkeypatch.setattr(conv, "_WIDE_MIN_COLUMNS", 2 * oh * width)
+    assert conv._wide_chunks(5, 2 * kh * kw, oh * width, 4) == range(0, 5, 2)
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal((3, 2, kh, kw)).astype(dtype)
+    chunks = list(conv._column_chunks(x, kh, kw, s, p, width, ones_row=True))
+    assert [(i, j) for i, j, _ in chunks] == [(0, 2), (2, 4), (4, 5)]
+    assert chunks[0][2] is chunks[1][2] and chunks[2][2] is not chunks[0][2]
+    xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, np.ones(3, dtype)))
+    y = F.conv2d(xt, wt, bt, stride=s, padding=p)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(Tensor(gy))
+    y_ref, dx_ref, dw_ref = _book_conv_grads(x, w, gy, s, p)
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(y.data, y_ref + 1, **tol)
+    np.testing.assert_allclose(xt.grad.data, dx_ref, **tol)
+    np.testing.assert_allclose(wt.grad.data, dw_ref, **tol)
+    np.testing.assert_allclose(bt.grad.data, gy.sum(axis=(0, 2, 3)), **tol)
+    assert y.dtype == xt.grad.dtype == wt.grad.dtype == bt.grad.dtype == dtype
+
+
+def test_single_gemm_chunks_hold_enough_columns_and_few_bytes():
+    mb = 1 << 20
+    assert conv._wide_chunks(8, 364, 55 * 57, 4).step == 1          # AlexNet conv1: 3135 columns an image
+    assert conv._wide_chunks(8, 2401, 27 * 27, 4).step == 2         # conv2: 729 columns, but 7 MB an image
+    assert len(conv._wide_chunks(8, 2305, 13 * 13, 4)) == 1         # conv3: 169 columns, 1.6 MB an image
+    assert conv._wide_chunks(8, 2401, 27 * 27, 4).step * 2401 * 729 * 4 <= conv._WIDE_CHUNK_BYTES < 32 * mb
+
+
+@pytest.mark.parametrize("fill", [conv.im2col_wide, conv.im2col_long_rows])
+def test_im2col_into_a_buffer_fills_it_and_refuses_a_wrong_one(fill):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
+    ref = fill(x, 3, 3, (2, 2), (1, 1), ones_row=True)
+    buf = np.full_like(ref, np.nan)
+    assert fill(x, 3, 3, (2, 2), (1, 1), ones_row=True, out=buf) is buf
+    np.testing.assert_array_equal(buf, ref)
+    for bad in (np.empty((ref.shape[0] - 1, ref.shape[1]), np.float32), ref.astype(np.float64)):
+        with pytest.raises(ValueError, match=r"im2col: out has shape"):
+            fill(x, 3, 3, (2, 2), (1, 1), ones_row=True, out=bad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_gradient_sum_matches_numpy(dtype):
+    gy = np.random.default_rng(14).standard_normal((3, 5, 4, 7)).astype(dtype)
+    got = conv._sum_per_channel(gy)
+    assert got.dtype == dtype and got.shape == (5,)
+    np.testing.assert_allclose(got, gy.astype(np.float64).sum(axis=(0, 2, 3)),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    assert conv._sum_per_channel(gy[:0]).tolist() == [0.0] * 5  # an empty batch
+
+
 def test_long_rows_are_chosen_when_they_waste_little():
     assert conv._long_rows(55, 57)      # AlexNet conv1: 11x11/4 pad 2 on 224, 2 spare columns per 55
     assert conv._long_rows(56, 58)      # a 3x3/1 pad 1 conv on 56x56

@@ -30,10 +30,14 @@ _BATCH_INNER_MAX_OW = 16
 # Layers whose per-image GEMM has at least this many multiply-adds use one GEMM for the whole
 # batch (see _wide).
 _WIDE_GEMM_MACS = 1 << 23
-# The single-GEMM path builds its columns this many bytes of images at a time, one GEMM per chunk:
-# few enough GEMMs to keep BLAS threads busy, and every buffer under glibc's 32 MB mmap ceiling, so
-# freed chunks are reused instead of page-faulted in afresh each step (about 4 ms per 36 MB here).
+# The single-GEMM path builds its columns a few images at a time into one reused buffer, one GEMM
+# per chunk (see _column_chunks): enough images for _WIDE_MIN_COLUMNS GEMM columns (fewer columns
+# starve the BLAS threads), but at most _WIDE_CHUNK_BYTES, under glibc's 32 MB mmap ceiling (above
+# it every buffer is page-faulted in afresh, about 4 ms per 36 MB here). A chunk just big enough
+# for its GEMM stays in cache between im2col and GEMM: AlexNet's first conv, one 4.6 MB image a
+# chunk, is 2 ms faster a step than three.
 _WIDE_CHUNK_BYTES = 16 << 20
+_WIDE_MIN_COLUMNS = 2048
 # The single-GEMM path lays its output rows out Wq >= OW wide (see im2col_long_rows) when the
 # Wq - OW extra columns are at most this fraction of OW.
 _LONG_ROW_MAX_WASTE = 1 / 16
@@ -170,9 +174,12 @@ def _images_per_chunk(image_bytes: int, chunk_bytes: int | None = None) -> int:
     return max(1, (_COL_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // image_bytes)
 
 
-def _wide_chunks(n: int, image_bytes: int) -> range:
-    """Start indices of the image chunks of the single-GEMM path (``_WIDE_CHUNK_BYTES`` each)."""
-    return range(0, n, _images_per_chunk(image_bytes, _WIDE_CHUNK_BYTES))
+def _wide_chunks(n: int, rows: int, columns: int, itemsize: int) -> range:
+    """Start indices of the image chunks of the single-GEMM path, whose columns are ``(rows, columns)``
+    per image: the fewest images that give a GEMM ``_WIDE_MIN_COLUMNS`` columns, at most
+    ``_WIDE_CHUNK_BYTES`` of them."""
+    step = min(_images_per_chunk(rows * columns * itemsize, _WIDE_CHUNK_BYTES), -(-_WIDE_MIN_COLUMNS // columns))
+    return range(0, n, max(1, step))
 
 
 def _wide(n: int, oc: int, ckk: int, p: int) -> bool:
@@ -187,18 +194,29 @@ def _wide(n: int, oc: int, ckk: int, p: int) -> bool:
     return n > 1 and oc * ckk * p >= _WIDE_GEMM_MACS
 
 
-def im2col_wide(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row: bool = False):
+def _column_buffer(x, rows: int, width: int, out):
+    """``out`` when given (a buffer being reused), else a fresh ``(rows, width)`` array."""
+    if out is None:
+        return get_array_module(x).empty((rows, width), dtype=x.dtype)
+    if tuple(out.shape) != (rows, width) or out.dtype != x.dtype:
+        raise ValueError(f"im2col: out has shape {tuple(out.shape)} and dtype {out.dtype}, "
+                         f"expected {(rows, width)} and {x.dtype}")
+    return out
+
+
+def im2col_wide(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row: bool = False, out=None):
     """``x: (N, C, H, W)`` -> ``(C*kh*kw [+1], N*OH*OW)``: one column per output pixel of the batch.
 
     The layout of the single-GEMM path (:func:`_wide`); rows as in :func:`im2col_batched`,
-    columns ordered (n, oh, ow). ``ones_row`` appends the bias row of ones.
+    columns ordered (n, oh, ow). ``ones_row`` appends the bias row of ones. ``out``, a
+    C-contiguous array of that shape, is filled instead of a new one.
     """
     (sh, sw), (ph, pw) = stride, padding
     n, c = x.shape[:2]
     oh, ow = _out_hw("im2col", x.shape, kh, kw, sh, sw, ph, pw)
     win = _windows(pad2d(x, ph, pw), kh, kw, sh, sw, oh, ow)  # (N, C, kh, kw, OH, OW) view
     ckk = c * kh * kw
-    col = get_array_module(x).empty((ckk + int(ones_row), n * oh * ow), dtype=x.dtype)
+    col = _column_buffer(x, ckk + int(ones_row), n * oh * ow, out)
     col[:ckk].reshape(c, kh, kw, n, oh, ow)[...] = win.transpose(1, 2, 3, 0, 4, 5)  # a view of col
     if ones_row:
         col[ckk] = 1
@@ -210,7 +228,7 @@ def _long_rows(ow: int, wq: int) -> bool:
     return wq - ow <= _LONG_ROW_MAX_WASTE * ow
 
 
-def im2col_long_rows(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row: bool = False):
+def im2col_long_rows(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row: bool = False, out=None):
     """``x: (N, C, H, W)`` -> ``(C*kh*kw [+1], N*OH*Wq)``: the single-GEMM columns with rows Wq >= OW wide.
 
     The padded input is split into ``sh*sw`` phase planes: pixel (y, x) goes to plane
@@ -222,57 +240,111 @@ def im2col_long_rows(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_ro
     faster for AlexNet's 11x11/4 conv), and the offsets of one phase are one strided view, so
     that is ``sh*sw`` NumPy calls. Columns ``ow >= OW`` hold whatever the run passes over;
     the GEMM's results there are dropped and the weight gradient pairs them with zeros
-    (:func:`_channels_first` with ``width=Wq``).
+    (:func:`_channels_first` with ``width=Wq``). ``out`` as in :func:`im2col_wide`.
+    """
+    n, c = x.shape[:2]
+    oh = _out_hw("im2col", x.shape, kh, kw, *stride, *padding)[0]
+    col = _column_buffer(x, c * kh * kw + int(ones_row), n * oh * _phase_width(x.shape, stride, padding), out)
+    _fill_long_rows(col, _long_row_runs(x, kh, kw, stride, padding), kh, kw, stride, 0, n, ones_row)
+    return col
+
+
+def _phase_width(x_shape, stride, padding) -> int:
+    """``Wq``: the width of a stride-phase plane of the padded input."""
+    return -(-(x_shape[3] + 2 * padding[1]) // stride[1])
+
+
+def _long_row_runs(x, kh: int, kw: int, stride, padding) -> list:
+    """The runs :func:`im2col_long_rows` copies, for the whole batch: ``[((p, q), view)]``.
+
+    ``view: (C, kh', kw', N, OH*Wq)`` holds, for every offset ``(sh*a + p, sw*b + q)`` of phase
+    (p, q), each image's run; the columns of images ``i:j`` are ``view[:, :, :, i:j]``. Built once
+    per pass, so chunks only slice and copy.
     """
     (sh, sw), (ph, pw) = stride, padding
     xp = get_array_module(x)
     n, c, h, w = x.shape
     oh, _ = _out_hw("im2col", x.shape, kh, kw, sh, sw, ph, pw)
-    hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
-    big = xp.zeros((n, c, (hq + 1) * sh, wq * sw), dtype=x.dtype)  # one spare plane row: the runs' tails
-    big[:, :, ph:ph + h, pw:pw + w] = x
-    planes = xp.ascontiguousarray(big.reshape(n, c, hq + 1, sh, wq, sw).transpose(3, 5, 1, 0, 2, 4))
+    hq, wq = -(-(h + 2 * ph) // sh), _phase_width(x.shape, stride, padding)
+    planes = xp.zeros((sh, sw, c, n, hq + 1, wq), dtype=x.dtype)  # one spare row per plane: the runs' tails
+    xt = x.transpose(1, 0, 2, 3)
+    for p in range(sh):  # padded row ph + y lands in plane p = (ph + y) % sh, row (ph + y) // sh
+        y0 = (p - ph) % sh
+        for q in range(sw):
+            x0 = (q - pw) % sw
+            src = xt[:, :, y0::sh, x0::sw]
+            r0, c0 = (ph + y0) // sh, (pw + x0) // sw
+            planes[p, q, :, :, r0:r0 + src.shape[2], c0:c0 + src.shape[3]] = src
     planes = planes.reshape(sh, sw, c, n, (hq + 1) * wq)
-    ckk, length = c * kh * kw, oh * wq
-    col = xp.empty((ckk + int(ones_row), n * length), dtype=x.dtype)
-    dst = col[:ckk].reshape(c, kh, kw, n, length)
+    runs = []
     for p in range(min(sh, kh)):  # offsets (sh*a + p, sw*b + q) of one phase start a*Wq + b apart: one view
         for q in range(min(sw, kw)):
             plane = planes[p, q]  # (C, N, (Hq + 1) * Wq)
             sc, sn, item = plane.strides
-            shape = (c, len(range(p, kh, sh)), len(range(q, kw, sw)), n, length)
-            dst[:, p::sh, q::sw] = xp.lib.stride_tricks.as_strided(plane, shape, (sc, wq * item, item, sn, item),
-                                                                   writeable=False)
+            shape = (c, len(range(p, kh, sh)), len(range(q, kw, sw)), n, oh * wq)
+            runs.append(((p, q), xp.lib.stride_tricks.as_strided(plane, shape, (sc, wq * item, item, sn, item),
+                                                                 writeable=False)))
+    return runs
+
+
+def _fill_long_rows(col, runs, kh: int, kw: int, stride, i: int, j: int, ones_row: bool = False) -> None:
+    """Copy images ``i:j`` of :func:`_long_row_runs` into ``col: (C*kh*kw [+1], (j-i)*OH*Wq)``."""
+    c, length = runs[0][1].shape[0], runs[0][1].shape[4]
+    dst = col[:c * kh * kw].reshape(c, kh, kw, j - i, length)
+    for (p, q), view in runs:
+        dst[:, p::stride[0], q::stride[1]] = view[:, :, :, i:j]
     if ones_row:
-        col[ckk] = 1
-    return col
+        col[-1] = 1
 
 
 def _row_width(x_shape, kh: int, kw: int, stride, padding) -> int:
     """Width of an output row in the single-GEMM columns: ``Wq`` for long rows where they waste little, else OW."""
     ow = _out_hw("im2col", x_shape, kh, kw, *stride, *padding)[1]
-    wq = -(-(x_shape[3] + 2 * padding[1]) // stride[1])
+    wq = _phase_width(x_shape, stride, padding)
     return wq if _long_rows(ow, wq) else ow
 
 
-def _wide_columns(x, kh: int, kw: int, stride, padding, width: int, ones_row: bool = False):
-    """The single-GEMM columns with output rows ``width`` wide (see :func:`_row_width`)."""
-    if width == _out_hw("im2col", x.shape, kh, kw, *stride, *padding)[1]:
-        return im2col_wide(x, kh, kw, stride, padding, ones_row)
-    return im2col_long_rows(x, kh, kw, stride, padding, ones_row)
+def _column_chunks(x, kh: int, kw: int, stride, padding, width: int, ones_row: bool = False, runs=None):
+    """Yield ``(i, j, col)``: the single-GEMM columns of images ``i:j`` with output rows ``width``
+    wide (see :func:`_row_width`), chunk after chunk.
+
+    Every full chunk is built into the same buffer, so it is still in cache when its GEMM reads
+    it; ``col`` is overwritten by the next chunk. ``runs``: :func:`_long_row_runs` of ``x`` when
+    already built.
+    """
+    n, c = x.shape[:2]
+    oh, ow = _out_hw("im2col", x.shape, kh, kw, *stride, *padding)
+    rows = c * kh * kw + int(ones_row)
+    chunks = _wide_chunks(n, rows, oh * width, x.dtype.itemsize)
+    if runs is None and width != ow:
+        runs = _long_row_runs(x, kh, kw, stride, padding)
+    buf = None
+    for i in chunks:
+        j = min(i + chunks.step, n)
+        out = buf if j - i == chunks.step else None
+        if runs is None:
+            col = im2col_wide(x[i:j], kh, kw, stride, padding, ones_row, out)
+        else:
+            col = _column_buffer(x, rows, (j - i) * oh * width, out)
+            _fill_long_rows(col, runs, kh, kw, stride, i, j, ones_row)
+        buf = col if j - i == chunks.step else buf
+        yield i, j, col
 
 
-def _channels_first(gy, width: int | None = None):
+def _channels_first(gy, width: int | None = None, out=None):
     """``gy (N, OC, OH, OW)`` -> ``(OC, N*OH*width)``, the single-GEMM layout (one copy).
 
     ``width > OW`` zero-pads each row on the right, for the columns of :func:`im2col_long_rows`.
+    ``out``, an earlier result of the same shape, is refilled instead of allocating.
     """
     n, oc, oh, ow = gy.shape
-    if width is None or width == ow:
-        return gy.transpose(1, 0, 2, 3).reshape(oc, -1)
-    out = get_array_module(gy).zeros((oc, n, oh, width), dtype=gy.dtype)
-    out[..., :ow] = gy.transpose(1, 0, 2, 3)
-    return out.reshape(oc, -1)
+    width = ow if width is None else width
+    if out is None:
+        out = get_array_module(gy).empty((oc, n * oh * width), dtype=gy.dtype)
+        if width > ow:
+            out.reshape(oc, n, oh, width)[..., ow:] = 0
+    out.reshape(oc, n, oh, width)[..., :ow] = gy.transpose(1, 0, 2, 3)
+    return out
 
 
 def _batch_inner(n: int, ow: int) -> bool:
@@ -404,13 +476,11 @@ class Conv2d(Function):
         if _wide(n, oc, w2.shape[1], oh * ow):
             width = _row_width(x.shape, kh, kw, self.stride, self.padding)
             y = xp.empty((n, oc, oh, ow), dtype=x.dtype)
-            cols = []
-            for i in (chunks := _wide_chunks(n, w.shape[1] * kh * kw * oh * width * x.dtype.itemsize)):
-                col = _wide_columns(x[i:i + chunks.step], kh, kw, self.stride, self.padding, width, b is not None)
-                y[i:i + chunks.step] = (w2 @ col).reshape(oc, -1, oh, width)[..., :ow].transpose(1, 0, 2, 3)
-                cols.append(col if b is None else col[:-1])
-            if self.needs_input_grad[1]:  # big layers: rebuilding the columns costs more than keeping them
-                self.col = (cols, width)
+            runs = _long_row_runs(x, kh, kw, self.stride, self.padding) if width != ow else None
+            if runs is not None and self.needs_input_grad[1]:  # the weight gradient copies the same runs
+                self.runs = runs
+            for i, j, col in _column_chunks(x, kh, kw, self.stride, self.padding, width, b is not None, runs):
+                y[i:j] = (w2 @ col).reshape(oc, -1, oh, width)[..., :ow].transpose(1, 0, 2, 3)
             return y
         if _batch_inner(n, ow):
             col = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
@@ -428,13 +498,20 @@ class Conv2d(Function):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
         gx = conv_transpose2d(gy, w, self.stride, self.padding, x.shape[2:]) if need[0] else None
-        gw = Conv2dWeightGrad(w.shape, self.stride, self.padding, getattr(self, "col", None))(x, gy) \
+        gw = Conv2dWeightGrad(w.shape, self.stride, self.padding, self.__dict__.pop("runs", None))(x, gy) \
             if need[1] else None
-        gb = gy.sum(axis=(0, 2, 3)) if len(need) > 2 and need[2] else None
+        gb = _sum_per_channel(gy) if len(need) > 2 and need[2] else None
         return gx, gw, gb
 
     def attrs(self):
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
+
+def _sum_per_channel(gy):
+    """``gy (N, C, H, W)`` -> ``(C,)``: the bias gradient, as a GEMV against ones (5x NumPy's strided sum)."""
+    n, c = gy.shape[:2]
+    ones = get_array_module(gy).ones(gy.shape[2] * gy.shape[3], dtype=gy.dtype)
+    return (gy.reshape(n * c, ones.size) @ ones).reshape(n, c).sum(axis=0)
 
 
 class ConvTranspose2d(Function):
@@ -447,13 +524,18 @@ class ConvTranspose2d(Function):
         oc, c, kh, kw = w.shape
         n, _, oh, ow = gy.shape
         if _wide(n, oc, c * kh * kw, oh * ow):
+            xp = get_array_module(gy)
             (h, wd), (ph, pw) = self.in_hw, self.padding
-            img = get_array_module(gy).zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=gy.dtype)
+            img = xp.zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=gy.dtype)
             wt = w.reshape(oc, -1).T
-            for i in (chunks := _wide_chunks(n, c * kh * kw * oh * ow * gy.dtype.itemsize)):
-                gcol = wt @ _channels_first(gy[i:i + chunks.step])  # (C*kh*kw, n'*OH*OW): one GEMM per chunk
-                _add_windows(img[i:i + chunks.step], gcol.reshape(c, kh, kw, -1, oh, ow).transpose(3, 0, 1, 2, 4, 5),
-                             *self.stride)
+            gcol = g = None  # buffers reused from chunk to chunk, as in _column_chunks
+            for i in (chunks := _wide_chunks(n, c * kh * kw, oh * ow, gy.dtype.itemsize)):
+                j = min(i + chunks.step, n)
+                if j - i < chunks.step:
+                    gcol = g = None
+                g = _channels_first(gy[i:j], out=g)
+                gcol = xp.matmul(wt, g, out=gcol)  # (C*kh*kw, n'*OH*OW): one GEMM per chunk
+                _add_windows(img[i:j], gcol.reshape(c, kh, kw, -1, oh, ow).transpose(3, 0, 1, 2, 4, 5), *self.stride)
             return img[:, :, ph:ph + h, pw:pw + wd]
         if _batch_inner(n, ow):
             return _conv_transpose_batch_inner(gy, w, self.in_hw, self.stride, self.padding)
@@ -527,10 +609,9 @@ def _conv_transpose_stride1(gy, w, in_hw, padding):
 class Conv2dWeightGrad(Function):
     """Gradient of conv2d w.r.t. its weight: ``x (N, C, H, W), gy (N, OC, OH, OW) -> (OC, C, kh, kw)``."""
 
-    def __init__(self, w_shape, stride, padding, col=None):
+    def __init__(self, w_shape, stride, padding, runs=None):
         self.w_shape, self.stride, self.padding = tuple(w_shape), stride, padding
-        if col is not None:  # the forward's single-GEMM column chunks and their row width
-            self.col = col
+        self.runs = runs  # the forward's _long_row_runs of x, if it built them
 
     def forward(self, x, gy):
         oc, c, kh, kw = self.w_shape
@@ -538,20 +619,14 @@ class Conv2dWeightGrad(Function):
         xp = get_array_module(gy)
         # computed transposed, col @ gy^T -> (C*kh*kw, OC): the long OH*OW axis is the inner one of
         # both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
-        kept = self.__dict__.pop("col", None)  # kept by a single-GEMM forward
-        if kept is not None or _wide(n, oc, c * kh * kw, oh * ow):  # the layout (C*kh*kw, N*OH*width)
-            if kept is not None:
-                cols, width = kept
-            else:  # rebuilt a chunk at a time
-                width = _row_width(x.shape, kh, kw, self.stride, self.padding)
-                chunks = _wide_chunks(n, c * kh * kw * oh * width * x.dtype.itemsize)
-                cols = (_wide_columns(x[i:i + chunks.step], kh, kw, self.stride, self.padding, width) for i in chunks)
+        if _wide(n, oc, c * kh * kw, oh * ow):  # the layout (C*kh*kw, N*OH*width), rebuilt a chunk at a time
+            width = _row_width(x.shape, kh, kw, self.stride, self.padding)
             gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
-            start = 0
-            for col in cols:  # each chunk's images are the next col.shape[1] // (OH*width) of gy
-                stop = start + col.shape[1] // (oh * width)
-                gw_t += col @ _channels_first(gy[start:stop], width).T
-                start = stop
+            g = None
+            runs, self.runs = self.runs, None
+            for i, j, col in _column_chunks(x, kh, kw, self.stride, self.padding, width, runs=runs):
+                g = _channels_first(gy[i:j], width, out=g if g is not None and g.shape[1] == col.shape[1] else None)
+                gw_t += col @ g.T
         elif _batch_inner(n, ow):
             gw_t = im2col_batch_inner(x, kh, kw, self.stride, self.padding) @ _batch_last(gy).T
         else:  # (C*kh*kw, OH*OW) @ (OH*OW, OC) per image, summed; columns rebuilt a chunk at a time
