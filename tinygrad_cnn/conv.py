@@ -304,13 +304,14 @@ def _row_width(x_shape, kh: int, kw: int, stride, padding) -> int:
     return wq if _long_rows(ow, wq) else ow
 
 
-def _column_chunks(x, kh: int, kw: int, stride, padding, width: int, ones_row: bool = False, runs=None):
+def _column_chunks(x, kh: int, kw: int, stride, padding, width: int, ones_row: bool = False, runs=None,
+                   reuse: bool = True):
     """Yield ``(i, j, col)``: the single-GEMM columns of images ``i:j`` with output rows ``width``
     wide (see :func:`_row_width`), chunk after chunk.
 
-    Every full chunk is built into the same buffer, so it is still in cache when its GEMM reads
-    it; ``col`` is overwritten by the next chunk. ``runs``: :func:`_long_row_runs` of ``x`` when
-    already built.
+    With ``reuse`` every full chunk is built into the same buffer, so it is still in cache when
+    its GEMM reads it, and ``col`` is overwritten by the next chunk; without, each chunk is a new
+    array that can be kept. ``runs``: :func:`_long_row_runs` of ``x`` when already built.
     """
     n, c = x.shape[:2]
     oh, ow = _out_hw("im2col", x.shape, kh, kw, *stride, *padding)
@@ -327,7 +328,7 @@ def _column_chunks(x, kh: int, kw: int, stride, padding, width: int, ones_row: b
         else:
             col = _column_buffer(x, rows, (j - i) * oh * width, out)
             _fill_long_rows(col, runs, kh, kw, stride, i, j, ones_row)
-        buf = col if j - i == chunks.step else buf
+        buf = col if reuse and j - i == chunks.step else buf
         yield i, j, col
 
 
@@ -477,10 +478,17 @@ class Conv2d(Function):
             width = _row_width(x.shape, kh, kw, self.stride, self.padding)
             y = xp.empty((n, oc, oh, ow), dtype=x.dtype)
             runs = _long_row_runs(x, kh, kw, self.stride, self.padding) if width != ow else None
-            if runs is not None and self.needs_input_grad[1]:  # the weight gradient copies the same runs
-                self.runs = runs
-            for i, j, col in _column_chunks(x, kh, kw, self.stride, self.padding, width, b is not None, runs):
+            # Long rows are a few block copies to redo from the kept phase planes; OW-long rows (W3b:
+            # 27 values) cost more to copy again than to keep: those chunks are kept as they are.
+            keep = runs is None and self.needs_input_grad[1]
+            kept = []
+            for i, j, col in _column_chunks(x, kh, kw, self.stride, self.padding, width, b is not None, runs,
+                                            reuse=not keep):
                 y[i:j] = (w2 @ col).reshape(oc, -1, oh, width)[..., :ow].transpose(1, 0, 2, 3)
+                if keep:
+                    kept.append((i, j, col if b is None else col[:-1]))
+            if self.needs_input_grad[1]:  # what the weight gradient iterates: the kept chunks, or their rebuild
+                self.columns = kept if keep else _column_chunks(x, kh, kw, self.stride, self.padding, width, runs=runs)
             return y
         if _batch_inner(n, ow):
             col = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
@@ -498,7 +506,7 @@ class Conv2d(Function):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
         gx = conv_transpose2d(gy, w, self.stride, self.padding, x.shape[2:]) if need[0] else None
-        gw = Conv2dWeightGrad(w.shape, self.stride, self.padding, self.__dict__.pop("runs", None))(x, gy) \
+        gw = Conv2dWeightGrad(w.shape, self.stride, self.padding, self.__dict__.pop("columns", None))(x, gy) \
             if need[1] else None
         gb = _sum_per_channel(gy) if len(need) > 2 and need[2] else None
         return gx, gw, gb
@@ -609,9 +617,9 @@ def _conv_transpose_stride1(gy, w, in_hw, padding):
 class Conv2dWeightGrad(Function):
     """Gradient of conv2d w.r.t. its weight: ``x (N, C, H, W), gy (N, OC, OH, OW) -> (OC, C, kh, kw)``."""
 
-    def __init__(self, w_shape, stride, padding, runs=None):
+    def __init__(self, w_shape, stride, padding, columns=None):
         self.w_shape, self.stride, self.padding = tuple(w_shape), stride, padding
-        self.runs = runs  # the forward's _long_row_runs of x, if it built them
+        self.columns = columns  # a single-GEMM forward's (i, j, col) chunks of x, used once
 
     def forward(self, x, gy):
         oc, c, kh, kw = self.w_shape
@@ -623,8 +631,8 @@ class Conv2dWeightGrad(Function):
             width = _row_width(x.shape, kh, kw, self.stride, self.padding)
             gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
             g = None
-            runs, self.runs = self.runs, None
-            for i, j, col in _column_chunks(x, kh, kw, self.stride, self.padding, width, runs=runs):
+            chunks, self.columns = self.columns, None
+            for i, j, col in chunks or _column_chunks(x, kh, kw, self.stride, self.padding, width):
                 g = _channels_first(gy[i:j], width, out=g if g is not None and g.shape[1] == col.shape[1] else None)
                 gw_t += col @ g.T
         elif _batch_inner(n, ow):
