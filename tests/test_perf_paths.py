@@ -255,6 +255,32 @@ def test_batch_inner_conv_matches_torch_on_lenets_second_conv():
         np.testing.assert_allclose(ours.data, ref.detach().numpy(), rtol=1e-4, atol=1e-3)  # float32 sums of 3,200
 
 
+@pytest.mark.parametrize("x_shape,w_shape,s,p,long_rows", [
+    ((2, 3, 224, 224), (96, 3, 11, 11), 4, 2, True),   # AlexNet conv1: long rows, one image a chunk
+    ((4, 32, 27, 27), (64, 32, 5, 5), 1, 2, False),    # conv2-like: OW-wide rows, kept chunks of 3 and 1
+])
+def test_single_gemm_paths_match_torch_at_alexnet_sizes(x_shape, w_shape, s, p, long_rows):
+    """The default thresholds, no monkeypatching: the paths W3a and W3b take, against PyTorch."""
+    torch = pytest.importorskip("torch")
+    oh, ow = conv._out_hw("t", x_shape, *w_shape[2:], s, s, p, p)
+    assert conv._wide(x_shape[0], w_shape[0], int(np.prod(w_shape[1:])) + 1, oh * ow)
+    assert (conv._row_width(x_shape, *w_shape[2:], (s, s), (p, p)) > ow) == long_rows
+    rng = np.random.default_rng(15)
+    x, w, b = (rng.standard_normal(a).astype(np.float32) for a in (x_shape, w_shape, w_shape[:1]))
+    w *= 0.05
+    xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(xt, wt, bt, stride=s, padding=p)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(Tensor(gy))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
+    ty.backward(torch.tensor(gy))
+    for ours, ref in ((y, ty), (xt.grad, tx.grad), (wt.grad, tw.grad), (bt.grad, tb.grad)):
+        ref = ref.detach().numpy()
+        assert ours.dtype == np.float32 and ours.shape == ref.shape
+        np.testing.assert_allclose(ours.data, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
 def test_wide_layout_is_chosen_for_alexnet_sized_layers_only():
     assert conv._wide(8, 96, 364, 55 * 55) and conv._wide(8, 384, 2305, 13 * 13)
     assert not conv._wide(100, 30, 26, 24 * 24) and not conv._wide(128, 16, 151, 100)
