@@ -430,6 +430,29 @@ def test_relu_forward_and_grad_unchanged(dtype):
         assert not hasattr(fn, "mask")  # nothing saved for a backward that cannot happen
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [1, 7, 8191, 8192, 8193, 3 * 8192 + 5])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_against_a_row_of_zeros_equals_numpys_maximum(size, dtype, inplace):
+    x = np.random.default_rng(size).standard_normal(size).astype(dtype)
+    x[::5] = np.resize(np.array([np.nan, -np.inf, np.inf, -0.0, 0.0], dtype), len(x[::5]))
+    ref = np.maximum(x, 0)
+    got = F.relu(Tensor(x.copy()), inplace=inplace).data
+    assert got.dtype == dtype and got.shape == x.shape
+    np.testing.assert_array_equal(got, ref)  # NaN where x is NaN, as np.maximum and torch.relu
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_of_empty_and_strided_inputs(inplace):
+    x = np.random.default_rng(3).standard_normal((4, 6, 5)).astype(np.float32)
+    for a in (x[:, ::2], x.transpose(2, 0, 1), x[:0]):
+        base = a.copy() if not inplace else a  # in place on a strided view writes through to x
+        got = F.relu(Tensor(base), inplace=inplace).data
+        np.testing.assert_array_equal(got, np.maximum(a, 0))
+    if inplace:
+        np.testing.assert_array_equal(x[:, ::2], np.maximum(x[:, ::2], 0))
+
+
 @pytest.mark.parametrize("name", ["simpleconvnet", "lenet5", "lenet5-classic"])
 def test_no_float64_anywhere_in_a_float32_training_step(name, monkeypatch):
     seen: list[np.dtype] = []

@@ -51,12 +51,30 @@ class ReLU(Function):
         xp = get_array_module(x)
         if is_grad_enabled() and self.needs_input_grad[0]:
             self.bits, self.shape = xp.packbits(x > 0), x.shape  # 1 bit per element
-        return xp.maximum(x, x.dtype.type(0), out=x if self.inplace else None)
+        return _max_zero(x, x if self.inplace else xp.empty(x.shape, dtype=x.dtype))
 
     def backward(self, gy):
         xp = get_array_module(self.bits)
         n = gy.data.size
         return _mask_grad(self, gy, xp.unpackbits(self.bits)[:n].reshape(self.shape).view(bool))
+
+
+def _max_zero(x, out):
+    """``max(x, 0)`` into ``out`` (C-contiguous, ``x``'s shape), NaN kept.
+
+    Taken against a row of zeros, not the scalar 0: NumPy's SIMD loop for ``maximum`` runs only
+    when both operands are arrays (W1's 1.7M-value ReLU: 0.25 ms instead of 0.71 ms).
+    """
+    xp = get_array_module(x)
+    if x.size == 0 or not (out.flags.c_contiguous and (x is out or x.flags.c_contiguous)):
+        return xp.maximum(x, x.dtype.type(0), out=out)
+    flat, dst = x.reshape(-1), out.reshape(-1)
+    row = min(flat.size, 8192)
+    whole = flat.size - flat.size % row
+    zeros = xp.zeros(row, dtype=x.dtype)
+    xp.maximum(flat[:whole].reshape(-1, row), zeros, out=dst[:whole].reshape(-1, row))
+    xp.maximum(flat[whole:], zeros[:flat.size - whole], out=dst[whole:])
+    return out
 
 
 def _mask_grad(fn: Function, gy: Tensor, mask) -> Tensor:
