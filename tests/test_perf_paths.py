@@ -176,14 +176,19 @@ def _book_conv_grads(x, w, gy, s, p):
     return y, dx, dw
 
 
-@pytest.fixture(params=["per-image", "wide", "long-rows", "batch-inner"])
+@pytest.fixture(params=["per-image", "per-image-long-rows", "wide", "long-rows", "batch-inner"])
 def conv_path(request, monkeypatch):
-    """Run a test with one GEMM per image, the single-GEMM layout with OW-wide ("wide") or phase-plane
-    Wq-wide ("long-rows") output rows, and the batch-innermost layout."""
+    """Run a test with one GEMM per image (output rows OW or phase-plane Wq wide), the single-GEMM
+    layout with OW-wide ("wide") or Wq-wide ("long-rows") output rows, and the batch-innermost layout."""
     wide = request.param in ("wide", "long-rows")
+    image_width = (lambda x_shape, oc, kh, kw, stride, padding: conv._phase_width(x_shape, stride, padding)) \
+        if request.param == "per-image-long-rows" else \
+        (lambda x_shape, oc, kh, kw, stride, padding: conv._out_hw("t", x_shape, kh, kw, *stride, *padding)[1])
+    monkeypatch.setattr(conv, "_image_row_width", image_width)
     monkeypatch.setattr(conv, "_WIDE_GEMM_MACS", 0 if wide else 1 << 62)
     monkeypatch.setattr(conv, "_LONG_ROW_MAX_WASTE", float("inf") if request.param == "long-rows" else -1.0)
     monkeypatch.setattr(conv, "_WIDE_CHUNK_BYTES", 1)  # one image per chunk: the chunk loops run
+    monkeypatch.setattr(conv, "_COL_CHUNK_BYTES", 1)
     monkeypatch.setattr(conv, "_batch_inner", lambda n, ow: request.param == "batch-inner")
     return request.param
 
@@ -279,6 +284,31 @@ def test_single_gemm_paths_match_torch_at_alexnet_sizes(x_shape, w_shape, s, p, 
         ref = ref.detach().numpy()
         assert ours.dtype == np.float32 and ours.shape == ref.shape
         np.testing.assert_allclose(ours.data, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_per_image_long_rows_are_chosen_where_the_columns_outweigh_the_output():
+    assert conv._image_row_width((128, 1, 28, 28), 6, 5, 5, (1, 1), (2, 2)) == 32    # LeNet conv1: 25 rows, 6 channels
+    assert conv._image_row_width((100, 1, 28, 28), 30, 5, 5, (1, 1), (0, 0)) == 24   # SimpleConvNet: 30 channels
+    assert conv._image_row_width((8, 3, 16, 16), 6, 7, 7, (1, 1), (0, 0)) == 10      # 6 spare columns per 10
+
+
+def test_per_image_long_rows_match_torch_on_lenets_first_conv():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(16)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((20, 1, 28, 28), (6, 1, 5, 5), (6,)))
+    assert not conv._batch_inner(20, 28) and not conv._wide(20, 6, 26, 28 * 28)
+    assert conv._image_row_width(x.shape, 6, 5, 5, (1, 1), (2, 2)) > 28
+    xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(xt, wt, bt, padding=2)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(Tensor(gy))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=2)
+    ty.backward(torch.tensor(gy))
+    for ours, ref in ((y, ty), (xt.grad, tx.grad), (wt.grad, tw.grad), (bt.grad, tb.grad)):
+        np.testing.assert_allclose(ours.data, ref.detach().numpy(), rtol=1e-4, atol=1e-3)
+        assert ours.dtype == np.float32
+    assert y.data.flags.c_contiguous  # the long rows are cropped into an ordinary NCHW array
 
 
 def test_wide_layout_is_chosen_for_alexnet_sized_layers_only():
