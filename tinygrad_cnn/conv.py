@@ -660,7 +660,7 @@ class Conv2dWeightGrad(Function):
         xp = get_array_module(gy)
         # computed transposed, col @ gy^T -> (C*kh*kw, OC): the long OH*OW axis is the inner one of
         # both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
-        if _wide(n, oc, c * kh * kw, oh * ow):  # the layout (C*kh*kw, N*OH*width), rebuilt a chunk at a time
+        if _wide(n, oc, c * kh * kw, oh * ow):  # (C*kh*kw, N*OH*width): the forward's chunks, kept or rebuilt
             width = _row_width(x.shape, kh, kw, self.stride, self.padding)
             gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
             g = None
