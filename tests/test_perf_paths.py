@@ -472,6 +472,16 @@ def test_relu_against_a_row_of_zeros_equals_numpys_maximum(size, dtype, inplace)
     np.testing.assert_array_equal(got, ref)  # NaN where x is NaN, as np.maximum and torch.relu
 
 
+def test_relu_gradient_at_nan_and_zero_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([-1.0, -0.0, 0.0, 2.0, np.nan, np.inf, -np.inf], np.float32)
+    xt = Tensor(x, requires_grad=True)
+    F.relu(xt).sum().backward()
+    tx = torch.tensor(x, requires_grad=True)
+    torch.relu(tx).sum().backward()
+    np.testing.assert_array_equal(xt.grad.data, tx.grad.numpy())  # NaN passes the gradient, 0 and -0 do not
+
+
 @pytest.mark.parametrize("inplace", [False, True])
 def test_relu_of_empty_and_strided_inputs(inplace):
     x = np.random.default_rng(3).standard_normal((4, 6, 5)).astype(np.float32)

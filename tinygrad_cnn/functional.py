@@ -37,9 +37,11 @@ __all__ = [
 
 
 class ReLU(Function):
-    """``max(x, 0)``; the mask ``x > 0`` is kept, packed 8 per byte, only when the op is recorded.
+    """``max(x, 0)``; the mask ``y != 0`` is kept, packed 8 per byte, only when the op is recorded.
 
-    ``inplace=True`` writes the result into ``x``'s array (see :func:`relu`).
+    The mask is ``x > 0``, except that a NaN passes its gradient on, as in PyTorch (whose backward
+    zeroes the gradient where ``y <= 0``). ``inplace=True`` writes the result into ``x``'s array
+    (see :func:`relu`).
     """
 
     keeps_inputs = False
@@ -49,9 +51,10 @@ class ReLU(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        y = _max_zero(x, x if self.inplace else xp.empty(x.shape, dtype=x.dtype))
         if is_grad_enabled() and self.needs_input_grad[0]:
-            self.bits, self.shape = xp.packbits(x > 0), x.shape  # 1 bit per element
-        return _max_zero(x, x if self.inplace else xp.empty(x.shape, dtype=x.dtype))
+            self.bits, self.shape = xp.packbits(y != 0), y.shape  # 1 bit per element
+        return y
 
     def backward(self, gy):
         xp = get_array_module(self.bits)
