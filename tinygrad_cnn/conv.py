@@ -287,12 +287,16 @@ def _long_row_runs(x, kh: int, kw: int, stride, padding) -> list:
     return runs
 
 
+def _copy_runs(dst, runs, stride, i: int, j: int) -> None:
+    """Copy images ``i:j`` of :func:`_long_row_runs` into the view ``dst: (C, kh, kw, j-i, OH*Wq)``."""
+    for (p, q), view in runs:
+        dst[:, p::stride[0], q::stride[1]] = view[:, :, :, i:j]
+
+
 def _fill_long_rows(col, runs, kh: int, kw: int, stride, i: int, j: int, ones_row: bool = False) -> None:
     """Copy images ``i:j`` of :func:`_long_row_runs` into ``col: (C*kh*kw [+1], (j-i)*OH*Wq)``."""
     c, length = runs[0][1].shape[0], runs[0][1].shape[4]
-    dst = col[:c * kh * kw].reshape(c, kh, kw, j - i, length)
-    for (p, q), view in runs:
-        dst[:, p::stride[0], q::stride[1]] = view[:, :, :, i:j]
+    _copy_runs(col[:c * kh * kw].reshape(c, kh, kw, j - i, length), runs, stride, i, j)
     if ones_row:
         col[-1] = 1
 
@@ -315,9 +319,7 @@ def _image_long_rows(runs, kh: int, kw: int, stride, i: int, j: int, ones_row: b
     view0 = runs[0][1]
     c, length = view0.shape[0], view0.shape[4]
     col = get_array_module(view0).empty((j - i, c * kh * kw + int(ones_row), length), dtype=view0.dtype)
-    dst = col[:, :c * kh * kw].reshape(j - i, c, kh, kw, length)
-    for (p, q), view in runs:
-        dst[:, :, p::stride[0], q::stride[1]] = view[:, :, :, i:j].transpose(3, 0, 1, 2, 4)
+    _copy_runs(col[:, :c * kh * kw].reshape(j - i, c, kh, kw, length).transpose(1, 2, 3, 0, 4), runs, stride, i, j)
     if ones_row:
         col[:, -1] = 1
     return col
