@@ -83,6 +83,20 @@ def test_max_pool2d_ties_route_like_torch():
     compare(lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: TF.max_pool2d(x, 3, 2, 1), (x,), np.float64)
 
 
+@pytest.mark.parametrize("one_image_per_chunk", [False, True])
+@pytest.mark.parametrize("kernel,stride,padding", [(2, None, 0), (3, 2, 1), (3, 1, 1), (2, 1, 0), (2, 3, 1)], ids=str)
+def test_max_pool2d_nan_routes_like_torch(rng, monkeypatch, kernel, stride, padding, one_image_per_chunk):
+    """A window holding a NaN gives NaN, and its gradient goes to the window's last NaN, as in PyTorch."""
+    if one_image_per_chunk:
+        import tinygrad_cnn.conv as conv
+        monkeypatch.setattr(conv, "_COL_CHUNK_BYTES", 1)
+    x = rng.permutation(3 * 2 * 7 * 8).reshape(3, 2, 7, 8) * 0.01
+    x[rng.random(x.shape) < 0.15] = np.nan
+    x[0] = rng.permutation(2 * 7 * 8).reshape(2, 7, 8)  # a NaN-free image beside ones with NaNs
+    compare(lambda x: F.max_pool2d(x, kernel, stride, padding),
+            lambda x: TF.max_pool2d(x, kernel, stride, padding), (x,), np.float32)
+
+
 @dtypes
 @pytest.mark.parametrize("kernel,stride,padding", [
     (2, None, 0), (3, 2, 0), (3, 2, 1), ((3, 2), (2, 1), (1, 0)), (2, 3, 1),
@@ -183,6 +197,30 @@ def test_broadcast_arithmetic_and_reductions(rng, dtype):
             + (a.exp() + b.log().sum()).mean(dim=(0, 2), keepdim=True).sum()
 
     compare(expr, texpr, (a, b), dtype)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", [
+    ((0, 1, 28, 28), (30, 1, 5, 5), 1, 0),
+    ((0, 3, 224, 224), (96, 3, 11, 11), 4, 2),
+    ((0, 6, 14, 14), (16, 6, 5, 5), 1, 0),
+], ids=["simpleconvnet", "alexnet", "lenet2"])
+def test_conv2d_of_an_empty_batch(rng, x_shape, w_shape, stride, padding):
+    """Batch size 0, as PyTorch accepts it: an empty output, an empty input gradient, a zero weight gradient."""
+    x, w = np.zeros(x_shape, np.float32), rng.standard_normal(w_shape).astype(np.float32)
+    compare(lambda x, w: F.conv2d(x, w, None, stride, padding), lambda x, w: TF.conv2d(x, w, None, stride, padding),
+            (x, w), np.float32)
+
+
+@pytest.mark.parametrize("case", ["max_pool", "max_pool_overlap", "avg_pool", "cross_entropy"])
+def test_pooling_and_loss_of_an_empty_batch(case):
+    x_shape, ours, theirs = {
+        "max_pool": ((0, 2, 8, 8), lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2)),
+        "max_pool_overlap": ((0, 2, 9, 9), lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: TF.max_pool2d(x, 3, 2, 1)),
+        "avg_pool": ((0, 2, 8, 8), lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2)),
+        "cross_entropy": ((0, 10), lambda x: F.cross_entropy(x, np.zeros(0, np.int64)),  # NaN, the mean of nothing
+                          lambda x: TF.cross_entropy(x, torch.zeros(0, dtype=torch.long))),
+    }[case]
+    compare(ours, theirs, (np.zeros(x_shape, np.float32),), np.float32)
 
 
 def test_a_small_convnet_end_to_end(rng):

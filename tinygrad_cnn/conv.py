@@ -499,6 +499,8 @@ class Conv2d(Function):
         self.kernel_size = (kh, kw)
         oh, ow = _out_hw("conv2d", x.shape, kh, kw, *self.stride, *self.padding)
         xp = get_array_module(x)
+        if n == 0:  # an empty batch: nothing to compute
+            return xp.zeros((0, oc, oh, ow), dtype=x.dtype)
         w2 = w.reshape(oc, -1)
         if b is not None:  # bias as an extra weight column against a row of ones: added by the GEMM
             w2 = xp.concatenate([w2, b.reshape(oc, 1).astype(w.dtype, copy=False)], axis=1)
@@ -566,6 +568,8 @@ class ConvTranspose2d(Function):
     def forward(self, gy, w):
         oc, c, kh, kw = w.shape
         n, _, oh, ow = gy.shape
+        if n == 0:
+            return get_array_module(gy).zeros((0, c, *self.in_hw), dtype=gy.dtype)
         if _wide(n, oc, c * kh * kw, oh * ow):
             xp = get_array_module(gy)
             (h, wd), (ph, pw) = self.in_hw, self.padding
@@ -660,6 +664,8 @@ class Conv2dWeightGrad(Function):
         oc, c, kh, kw = self.w_shape
         n, _, oh, ow = gy.shape
         xp = get_array_module(gy)
+        if n == 0:
+            return xp.zeros(self.w_shape, dtype=gy.dtype)
         # computed transposed, col @ gy^T -> (C*kh*kw, OC): the long OH*OW axis is the inner one of
         # both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
         if _wide(n, oc, c * kh * kw, oh * ow):  # (C*kh*kw, N*OH*width): the forward's chunks, kept or rebuilt
@@ -742,7 +748,8 @@ class MaxPool2d(_Pool):
     """Max over each window; padding acts as -inf.
 
     Tie rule: the gradient goes to the first maximum of the window in row-major order
-    (kernel row, then column), as PyTorch's CPU kernel does. ``self.argmax`` keeps the
+    (kernel row, then column), as PyTorch's CPU kernel does; a window holding a NaN gives NaN
+    and sends its gradient to its last NaN, as PyTorch does too. ``self.argmax`` keeps the
     winning kernel offset of every output pixel, ``(N, C, OH, OW)``.
     """
 
@@ -756,11 +763,12 @@ class MaxPool2d(_Pool):
         if with_arg:
             self.argmax = xp.empty((n, c, oh, ow), dtype=xp.uint8 if kh * kw < 256 else xp.int32)
         # a few images at a time: the phase planes stay small and in cache
-        step = _images_per_chunk(xpad[0].size * x.dtype.itemsize)
+        step = _images_per_chunk(max(1, xpad[:1].size) * x.dtype.itemsize)
         for i in range(0, n, step):
             views = _unit_stride_offsets(xpad[i:i + step], kh, kw, sh, sw, oh, ow)
             if with_arg:
                 _max_argmax(views, y[i:i + step], self.argmax[i:i + step])
+                _nan_argmax(views, y[i:i + step], self.argmax[i:i + step])
             else:
                 _max_of(views, y[i:i + step])
         return y
@@ -787,6 +795,20 @@ def _max_argmax(views, y, arg):
         xp.multiply(better, arg.dtype.type(k), out=tmp)
         xp.maximum(arg, tmp, out=arg)
     return y, arg
+
+
+def _nan_argmax(views, y, arg):
+    """Where a window holds a NaN (its max ``y`` is NaN), point ``arg`` at the window's last NaN.
+
+    PyTorch's kernel takes a value when ``val > max or isnan(val)``, so the last NaN wins; the
+    comparisons of :func:`_max_argmax` are false against NaN. A NaN-free chunk costs one max
+    over the pooled output (NaN propagates through it).
+    """
+    xp = get_array_module(y)
+    if y.size == 0 or not xp.isnan(y.max()):
+        return
+    for k, v in enumerate(views):
+        xp.copyto(arg, arg.dtype.type(k), where=xp.isnan(v))
 
 
 def _unit_stride_offsets(xpad, kh, kw, sh, sw, oh, ow):
@@ -875,7 +897,7 @@ def _scatter_disjoint(gy, argmax, in_shape, kh, kw, sh, sw):
     oh, ow = gy.shape[-2:]
     tiles = (sh, sw) == (kh, kw) and oh * sh == h and ow * sw == w
     gx = (xp.empty if tiles else xp.zeros)(in_shape, dtype=gy.dtype)
-    step = _images_per_chunk(gy[0].size * gy.dtype.itemsize)  # keeps the mask temporary small
+    step = _images_per_chunk(max(1, gy[:1].size) * gy.dtype.itemsize)  # keeps the mask temporary small
     eq = xp.empty((min(step, n), *gy.shape[1:]), dtype=bool)
     for i in range(0, n, step):
         z = min(n, i + step)

@@ -254,7 +254,7 @@ class SoftmaxCrossEntropy(Function):
         else:
             loss = -(logp * t).sum()
         self.p = xp.exp(logp)
-        return xp.asarray(loss / n, dtype=x.dtype)
+        return xp.asarray(loss / n if n else xp.nan, dtype=x.dtype)  # an empty batch's mean is NaN, as in PyTorch
 
     def backward(self, gy):
         logits = self.inputs[0]
@@ -272,7 +272,7 @@ class SoftmaxCrossEntropy(Function):
         p = softmax(logits, 1) if is_grad_enabled() else Tensor._wrap(self.p)
         if mass is not None:
             p = p * Tensor._wrap(mass)
-        return (p - Tensor._wrap(onehot)) * (gy * (1.0 / n))
+        return (p - Tensor._wrap(onehot)) * (gy * (1.0 / max(n, 1)))
 
 
 def _check_target(logits: Tensor, target: Any):
