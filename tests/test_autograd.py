@@ -356,6 +356,14 @@ def test_python_scalars_do_not_upcast_float32():
     assert x.grad.dtype == np.float32
 
 
+def test_a_zero_d_float64_array_acts_as_a_scalar():
+    """As a 0-d tensor in PyTorch: ``x + np.array(2.5)`` stays float32; a 1-d float64 array promotes."""
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    assert (x + np.array(2.5)).dtype == (np.array(2.5) * x).dtype == np.float32
+    assert (x + np.ones(3)).dtype == np.float64
+    np.testing.assert_array_equal((x + np.array(2.5)).data, [3.5, 3.5, 3.5])
+
+
 def test_float32_gradient_seed_is_cast_to_output_dtype():
     x = Tensor(np.ones(3, np.float32), requires_grad=True)
     (x * 2).backward(np.ones(3))  # float64 seed

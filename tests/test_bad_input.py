@@ -7,6 +7,7 @@ import pytest
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
+from tinygrad_cnn.tensor import broadcast_to
 
 
 def z(*shape):
@@ -55,6 +56,40 @@ def test_matmul_shape_mismatch():
         z(2, 3) @ z(2, 3)
     with pytest.raises(ValueError, match="matmul"):
         z(2, 3, 4) @ z(3, 4, 5)  # batch dims do not broadcast
+
+
+def test_matmul_of_vectors_names_the_shapes_given():
+    with pytest.raises(ValueError, match=r"matmul: shapes \(3,\) and \(4,\) are not aligned"):
+        z(3) @ z(4)
+    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4,\) are not aligned"):
+        z(2, 3) @ z(4)
+    with pytest.raises(ValueError, match=r"matmul: shapes \(3,\) and \(4, 2\) are not aligned"):
+        z(3) @ z(4, 2)
+    with pytest.raises(ValueError, match="matmul: both operands need at least one dimension"):
+        z(3) @ z()
+
+
+@pytest.mark.parametrize("op,name", [
+    (lambda a, b: a + b, "add"), (lambda a, b: a - b, "sub"), (lambda a, b: a * b, "mul"),
+    (lambda a, b: a / b, "div"), (lambda a, b: a ** b, "pow"), (lambda a, b: np.ones((4, 5)) + a, "add"),
+])
+def test_elementwise_ops_that_do_not_broadcast_name_the_op_and_shapes(op, name):
+    with pytest.raises(ValueError, match=rf"{name}: shapes \((2, 3|4, 5)\) and \((4, 5|2, 3)\) do not broadcast"):
+        op(z(2, 3), z(4, 5))
+
+
+def test_broadcast_to_names_both_shapes():
+    with pytest.raises(ValueError, match=r"broadcast_to: cannot broadcast shape \(3,\) to \(4, 2\)"):
+        broadcast_to(z(3), (4, 2))
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda t: t.sum(axis=2), "sum"), (lambda t: t.mean(axis=(0, -3)), "mean"), (lambda t: t.max(axis=5), "max"),
+    (lambda t: F.softmax(t, axis=2), "softmax"), (lambda t: F.log_softmax(t, axis=-3), "log_softmax"),
+])
+def test_an_axis_out_of_range_names_the_op(call, name):
+    with pytest.raises(IndexError, match=rf"{name}: axis -?\d is out of bounds for array of dimension 2"):
+        call(z(2, 3))  # an IndexError as in PyTorch, and a ValueError (numpy's AxisError is both)
 
 
 def test_linear_shape_mismatch():

@@ -97,6 +97,20 @@ def test_max_pool2d_nan_routes_like_torch(rng, monkeypatch, kernel, stride, padd
             lambda x: TF.max_pool2d(x, kernel, stride, padding), (x,), np.float32)
 
 
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), ((1, 2), 1, (0, 1)), (3, 2, 1), ((3, 1), (2, 1), (1, 0))],
+                         ids=str)
+def test_max_pool2d_minus_inf_windows_route_to_a_real_pixel(rng, kernel, stride, padding):
+    """A window whose real pixels are all -inf sends its gradient to its first real pixel (not to the
+    padding, where it would be lost), as PyTorch; mixed with NaNs and finite values."""
+    x = rng.standard_normal((2, 2, 6, 7))
+    r = rng.random(x.shape)
+    x[r < 0.45] = -np.inf
+    x[r > 0.93] = np.nan
+    x[0, 0] = -np.inf  # a whole map of -inf
+    compare(lambda x: F.max_pool2d(x, kernel, stride, padding),
+            lambda x: TF.max_pool2d(x, kernel, stride, padding), (x,), np.float64)
+
+
 @dtypes
 @pytest.mark.parametrize("kernel,stride,padding", [
     (2, None, 0), (3, 2, 0), (3, 2, 1), ((3, 2), (2, 1), (1, 0)), (2, 3, 1),
@@ -148,6 +162,26 @@ def test_cross_entropy_extreme_logits():
     x = np.array([[1000.0, -1000.0, 0.0], [0.0, 0.0, 0.0]])
     compare(lambda x: F.softmax_cross_entropy(x, np.array([1, 2])),
             lambda x: TF.cross_entropy(x, torch.tensor([1, 2])), (x,), np.float64)
+
+
+@dtypes
+@pytest.mark.parametrize("scale", [1e4, 1e30])
+def test_log_softmax_and_cross_entropy_keep_precision_for_huge_logits(dtype, scale):
+    """``(x - max) - log(sum)``, as PyTorch: tied huge logits give log(1/2), not 0."""
+    if dtype == np.float32 and scale > 1e30:
+        pytest.skip("out of float32 range")
+    x = np.array([[scale, scale, 0.0], [0.0, -scale, scale]])
+    labels = np.array([0, 2])
+    compare(lambda x: F.log_softmax(x, axis=1), lambda x: TF.log_softmax(x, dim=1), (x,), dtype)
+    compare(lambda x: F.softmax_cross_entropy(x, labels), lambda x: TF.cross_entropy(x, torch.tensor(labels)), (x,),
+            dtype)
+
+
+@pytest.mark.parametrize("a,b", [([0.0, 2.0], [0.0, 3.0]), ([0.0], [2.0]), ([0.0, 0.0, 1.5, 3.0], [0.0, 0.5, 0.5, 0.0]),
+                                 ([[0.0, 1.0, 2.0]], [[0.0], [2.0]])], ids=str)
+def test_pow_gradients_at_a_zero_base_match_torch(a, b, recwarn):
+    """PyTorch takes 0 for d/da where b == 0 and for d/db where a == 0 and b >= 0 (not nan or -inf)."""
+    compare(lambda a, b: a ** b, lambda a, b: a ** b, (np.array(a), np.array(b)), np.float64)
 
 
 @dtypes

@@ -749,7 +749,8 @@ class MaxPool2d(_Pool):
 
     Tie rule: the gradient goes to the first maximum of the window in row-major order
     (kernel row, then column), as PyTorch's CPU kernel does; a window holding a NaN gives NaN
-    and sends its gradient to its last NaN, as PyTorch does too. ``self.argmax`` keeps the
+    and sends its gradient to its last NaN, and one whose real pixels are all -inf sends it to
+    its first real pixel (not to the padding), as PyTorch does too. ``self.argmax`` keeps the
     winning kernel offset of every output pixel, ``(N, C, OH, OW)``.
     """
 
@@ -769,6 +770,8 @@ class MaxPool2d(_Pool):
             if with_arg:
                 _max_argmax(views, y[i:i + step], self.argmax[i:i + step])
                 _nan_argmax(views, y[i:i + step], self.argmax[i:i + step])
+                if ph or pw:
+                    _minus_inf_argmax(y[i:i + step], self.argmax[i:i + step], kw, sh, sw, ph, pw)
             else:
                 _max_of(views, y[i:i + step])
         return y
@@ -809,6 +812,22 @@ def _nan_argmax(views, y, arg):
         return
     for k, v in enumerate(views):
         xp.copyto(arg, arg.dtype.type(k), where=xp.isnan(v))
+
+
+def _minus_inf_argmax(y, arg, kw, sh, sw, ph, pw):
+    """Where a window's max is -inf, point ``arg`` at its first pixel inside the input.
+
+    :func:`_max_argmax` then holds the window's first offset, which is padding for border windows;
+    PyTorch starts each window at its first real pixel, so the gradient reaches the input.
+    """
+    xp = get_array_module(y)
+    lost = y == -xp.inf
+    if not lost.any():
+        return
+    oh, ow = y.shape[-2:]
+    first_row = xp.maximum(0, ph - sh * xp.arange(oh))  # first kernel row (column) inside the input
+    first_col = xp.maximum(0, pw - sw * xp.arange(ow))
+    xp.copyto(arg, (first_row[:, None] * kw + first_col).astype(arg.dtype), where=lost)
 
 
 def _unit_stride_offsets(xpad, kh, kw, sh, sw, oh, ow):

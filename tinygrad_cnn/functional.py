@@ -16,6 +16,7 @@ from .conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool
 from .tensor import (
     Function,
     Tensor,
+    _check_axis,
     _rebase,
     as_tensor,
     exp,
@@ -211,7 +212,7 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        return x - _logsumexp(x, self.axis)
+        return _log_softmax(x, self.axis)
 
     def backward(self, gy):
         return gy - exp(self.output()) * gy.sum(axis=self.axis, keepdims=True)
@@ -220,18 +221,22 @@ class LogSoftmax(Function):
         return {"axis": self.axis}
 
 
-def _logsumexp(x, axis):
+def _log_softmax(x, axis):
+    """``(x - max) - log(sum(exp(x - max)))``: subtracting the max first keeps the small log term
+    that ``x - (max + log(...))`` rounds away for large logits (as PyTorch computes it)."""
     xp = get_array_module(x)
-    m = x.max(axis=axis, keepdims=True)
-    return m + xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True))
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return Softmax(axis)(as_tensor(x))
+    x = as_tensor(x)
+    return Softmax(_check_axis("softmax", axis, x.ndim))(x)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return LogSoftmax(axis)(as_tensor(x))
+    x = as_tensor(x)
+    return LogSoftmax(_check_axis("log_softmax", axis, x.ndim))(x)
 
 
 class SoftmaxCrossEntropy(Function):
@@ -247,7 +252,7 @@ class SoftmaxCrossEntropy(Function):
     def forward(self, x):
         xp = get_array_module(x)
         n = x.shape[0]
-        logp = x - _logsumexp(x, 1)
+        logp = _log_softmax(x, 1)
         t = self.target
         if t.ndim == 1:
             loss = -logp[xp.arange(n), t].sum()

@@ -312,13 +312,13 @@ class Tensor:
 
     # -- methods ---------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False) -> Tensor:
-        return Sum(axis, keepdims)(self)
+        return Sum(_check_axis("sum", axis, self.ndim), keepdims)(self)
 
     def mean(self, axis=None, keepdims: bool = False) -> Tensor:
         return mean(self, axis, keepdims)
 
     def max(self, axis=None, keepdims: bool = False) -> Tensor:
-        return Max(axis, keepdims)(self)
+        return Max(_check_axis("max", axis, self.ndim), keepdims)(self)
 
     def argmax(self, axis=None) -> Tensor:
         return Tensor._wrap(self.data.argmax(axis=axis))
@@ -376,6 +376,8 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
         dt = like.dtype if _is_float(like.data) else (np.float32 if isinstance(x, float) else like.dtype)
         xp = get_array_module(like.data)
         return Tensor._wrap(xp.asarray(x, dtype=dt))
+    if like is not None and is_array(x) and x.ndim == 0 and x.dtype.kind == "f" and _is_float(like.data):
+        return Tensor._wrap(x.astype(like.dtype))  # a 0-d float array acts as a scalar, as a 0-d tensor in PyTorch
     return Tensor(x)
 
 
@@ -671,6 +673,19 @@ def sum_to_array(a, shape: tuple[int, ...]):
     return out.reshape(shape)
 
 
+def _check_axis(op: str, axis, ndim: int):
+    """``axis`` unchanged if every entry names a dimension of an ``ndim``-D tensor, else an error naming ``op``.
+
+    ``numpy.exceptions.AxisError`` is both a ValueError and an IndexError (PyTorch raises IndexError).
+    """
+    if axis is None:
+        return axis
+    for a in (axis,) if isinstance(axis, int) else axis:
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise np.exceptions.AxisError(a, ndim, op)
+    return axis
+
+
 def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
@@ -746,12 +761,20 @@ class Pow(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        ga = None
+        ga = gb = None
         if self.needs_input_grad[0]:
-            # a ** 0 is constant: its gradient is 0, not 0 * inf at a = 0 (as PyTorch)
-            ga = sum_to(gy * b * a ** (b - 1) if b.data.any() else gy * b, a.shape)
-        gb = sum_to(gy * self.output() * a.log(), b.shape) if self.needs_input_grad[1] else None
+            # where b == 0, a ** b is constant: the gradient is 0, not 0 * a ** -1 = nan at a = 0 (as PyTorch)
+            ga = sum_to(gy * b * a ** (b - 1 + _mask(b.data == 0, b)), a.shape)
+        if self.needs_input_grad[1]:
+            # where a == 0 and b >= 0, PyTorch takes 0 for a ** b * log(a) (0 * -inf or 1 * -inf)
+            at_zero = _mask((a.data == 0) & (b.data >= 0), a)
+            gb = sum_to(gy * self.output() * (a + at_zero).log(), b.shape)
         return ga, gb
+
+
+def _mask(m, like: Tensor) -> Tensor:
+    """A boolean array as a constant 0/1 Tensor of ``like``'s dtype."""
+    return Tensor._wrap(m.astype(like.dtype))
 
 
 class Exp(Function):
@@ -793,24 +816,37 @@ def _operands(a, b) -> tuple[Tensor, Tensor]:
     return as_tensor(a, b), b
 
 
+def _elementwise(fn: Function, name: str, a, b) -> Tensor:
+    """``fn(a, b)`` with broadcasting; shapes that do not broadcast raise an error naming the op."""
+    a, b = _operands(a, b)
+    try:
+        return fn(a, b)
+    except ValueError:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not broadcast") from None
+        raise
+
+
 def add(a, b) -> Tensor:
-    return Add()(*_operands(a, b))
+    return _elementwise(Add(), "add", a, b)
 
 
 def sub(a, b) -> Tensor:
-    return Sub()(*_operands(a, b))
+    return _elementwise(Sub(), "sub", a, b)
 
 
 def mul(a, b) -> Tensor:
-    return Mul()(*_operands(a, b))
+    return _elementwise(Mul(), "mul", a, b)
 
 
 def div(a, b) -> Tensor:
-    return Div()(*_operands(a, b))
+    return _elementwise(Div(), "div", a, b)
 
 
 def pow(a, b) -> Tensor:  # noqa: A001 - mirrors torch.pow
-    return Pow()(*_operands(a, b))
+    return _elementwise(Pow(), "pow", a, b)
 
 
 def exp(x: Tensor) -> Tensor:
@@ -851,6 +887,10 @@ def _swap_last(t: Tensor) -> Tensor:
 def matmul(a, b) -> Tensor:
     """Matrix product; a 1-D operand is treated as a row (left) or column (right) vector."""
     a, b = _operands(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least one dimension, got shapes {a.shape} and {b.shape}")
+    if (a.ndim == 1 or b.ndim == 1) and a.shape[-1] != b.shape[0 if b.ndim == 1 else -2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
     if a.ndim == 1 and b.ndim == 1:
         return matmul(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
     if a.ndim == 1:
@@ -917,6 +957,7 @@ def _keepdims_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
 
 
 def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    _check_axis("mean", axis, x.ndim)
     n = 1
     for a in _normalize_axis(axis, x.ndim):
         n *= x.shape[a]
@@ -974,7 +1015,10 @@ class BroadcastTo(Function):
 
     def forward(self, a):
         self.in_shape = a.shape
-        return get_array_module(a).broadcast_to(a, self.shape)
+        try:
+            return get_array_module(a).broadcast_to(a, self.shape)
+        except ValueError:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {self.shape}") from None
 
     def backward(self, gy):
         return sum_to(gy, self.in_shape)
