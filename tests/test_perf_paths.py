@@ -210,6 +210,33 @@ def test_conv_paths_match_the_book_layout(xs, ws, s, p, dtype, conv_path):
     np.testing.assert_allclose(wt.grad.data, dw_ref, **tol)
 
 
+@pytest.mark.parametrize("trained", ["weight and bias", "weight only", "bias only"])
+@pytest.mark.parametrize("xs,ws,s,p", [c for i, c in enumerate(CONV_CASES) if i not in (1, 2)])
+def test_conv_paths_bias_gradient_with_and_without_the_weights(xs, ws, s, p, trained, conv_path):
+    """The bias gradient rides on the weight gradient's GEMM (a row of ones); with a frozen weight
+    it is a sum of ``gy``, and a frozen bias leaves the weight gradient as it was."""
+    rng = np.random.default_rng(8)
+    xs = (3, *xs[1:])
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    wt, bt = Tensor(w, requires_grad=trained != "bias only"), Tensor(b, requires_grad=trained != "weight only")
+    xt = Tensor(x, requires_grad=True)
+    y = F.conv2d(xt, wt, bt, stride=s, padding=p)
+    gy = rng.standard_normal(y.shape)
+    y.backward(Tensor(gy))
+    y_ref, dx_ref, dw_ref = _book_conv_grads(x, w, gy, s, p)
+    np.testing.assert_allclose(y.data, y_ref + b[:, None, None], rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(xt.grad.data, dx_ref, rtol=1e-12, atol=1e-11)
+    if trained == "bias only":
+        assert wt.grad is None
+    else:
+        np.testing.assert_allclose(wt.grad.data, dw_ref, rtol=1e-12, atol=1e-11)
+    if trained == "weight only":
+        assert bt.grad is None
+    else:
+        assert bt.grad.shape == b.shape and bt.grad.dtype == np.float64
+        np.testing.assert_allclose(bt.grad.data, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-11)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("xs,ws,s,p", [c for c in CONV_CASES if c[2] == (1, 1)])
 def test_stride1_conv_transpose_equals_col2im_path(xs, ws, s, p, dtype):
@@ -269,7 +296,7 @@ def test_single_gemm_paths_match_torch_at_alexnet_sizes(x_shape, w_shape, s, p, 
     torch = pytest.importorskip("torch")
     oh, ow = conv._out_hw("t", x_shape, *w_shape[2:], s, s, p, p)
     assert conv._wide(x_shape[0], w_shape[0], int(np.prod(w_shape[1:])) + 1, oh * ow)
-    assert (conv._row_width(x_shape, *w_shape[2:], (s, s), (p, p)) > ow) == long_rows
+    assert conv._from_planes(x_shape, *w_shape[2:], (s, s), (p, p)) == long_rows
     rng = np.random.default_rng(15)
     x, w, b = (rng.standard_normal(a).astype(np.float32) for a in (x_shape, w_shape, w_shape[:1]))
     w *= 0.05
@@ -362,13 +389,17 @@ def test_single_gemm_chunks_of_several_images_reuse_one_buffer(long_rows, dtype,
     monkeypatch.setattr(conv, "_LONG_ROW_MAX_WASTE", float("inf") if long_rows else -1.0)
     x_shape, (kh, kw), s, p = (5, 2, 13, 11), (4, 3), (3, 2), (1, 2)
     oh, ow = conv._out_hw("t", x_shape, kh, kw, *s, *p)
-    width = conv._row_width(x_shape, kh, kw, s, p)
-    assert (width > ow) == long_rows
-    monkeypatch.setattr(conv, "_WIDE_MIN_COLUMNS", 2 * oh * width)
-    assert conv._wide_chunks(5, 2 * kh * kw, oh * width, 4) == range(0, 5, 2)
+    assert conv._from_planes(x_shape, kh, kw, s, p) == long_rows
+    monkeypatch.setattr(conv, "_WIDE_MIN_COLUMNS", 2 * oh * ow)
+    assert conv._wide_chunks(5, 2 * kh * kw, oh * ow, 4) == range(0, 5, 2)
     rng = np.random.default_rng(12)
     x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal((3, 2, kh, kw)).astype(dtype)
-    chunks = list(conv._column_chunks(x, kh, kw, s, p, width, ones_row=True))
+    runs = conv._long_row_runs(x, kh, kw, s, p) if long_rows else None
+    chunks = []
+    for i, j, col in conv._column_chunks(x, kh, kw, s, p, ones_row=True, runs=runs):
+        # the same columns whether copied from the phase planes (cropped to OW) or from the window view
+        np.testing.assert_array_equal(col, conv.im2col_wide(x[i:j], kh, kw, s, p, ones_row=True))
+        chunks.append((i, j, col))
     assert [(i, j) for i, j, _ in chunks] == [(0, 2), (2, 4), (4, 5)]
     assert chunks[0][2] is chunks[1][2] and chunks[2][2] is not chunks[0][2]
     xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, np.ones(3, dtype)))

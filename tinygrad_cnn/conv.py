@@ -38,8 +38,9 @@ _WIDE_GEMM_MACS = 1 << 23
 # chunk, is 2 ms faster a step than three.
 _WIDE_CHUNK_BYTES = 16 << 20
 _WIDE_MIN_COLUMNS = 2048
-# The single-GEMM path lays its output rows out Wq >= OW wide (see im2col_long_rows) when the
-# Wq - OW extra columns are at most this fraction of OW.
+# The single-GEMM path copies its columns out of stride-phase planes (see _long_row_runs) and
+# rebuilds them for the weight gradient, instead of keeping them, when the planes' rows are at most
+# this fraction wider than an output row (AlexNet's 11x11/4 conv: 57 for 55).
 _LONG_ROW_MAX_WASTE = 1 / 16
 
 
@@ -238,9 +239,9 @@ def im2col_long_rows(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_ro
     columns for one (c, n) a single contiguous run of ``OH*Wq`` values of the flattened plane:
     im2col is ``C*N*kh*kw`` block copies instead of ``C*N*kh*kw*OH`` strided row copies (3x
     faster for AlexNet's 11x11/4 conv), and the offsets of one phase are one strided view, so
-    that is ``sh*sw`` NumPy calls. Columns ``ow >= OW`` hold whatever the run passes over;
-    the GEMM's results there are dropped and the weight gradient pairs them with zeros
-    (:func:`_channels_first` with ``width=Wq``). ``out`` as in :func:`im2col_wide`.
+    that is ``sh*sw`` NumPy calls. Columns ``ow >= OW`` hold whatever the run passes over; a
+    GEMM's results there are to be dropped (and a weight gradient pairs them with zeros, as the
+    per-image path does). ``out`` as in :func:`im2col_wide`.
     """
     n, c = x.shape[:2]
     oh = _out_hw("im2col", x.shape, kh, kw, *stride, *padding)[0]
@@ -288,9 +289,13 @@ def _long_row_runs(x, kh: int, kw: int, stride, padding) -> list:
 
 
 def _copy_runs(dst, runs, stride, i: int, j: int) -> None:
-    """Copy images ``i:j`` of :func:`_long_row_runs` into the view ``dst: (C, kh, kw, j-i, OH*Wq)``."""
+    """Copy images ``i:j`` of :func:`_long_row_runs` into the view ``dst: (C, kh, kw, j-i, OH*Wq)``,
+    or, cropping every output row to OW, ``dst: (C, kh, kw, j-i, OH, OW)``."""
     for (p, q), view in runs:
-        dst[:, p::stride[0], q::stride[1]] = view[:, :, :, i:j]
+        v = view[:, :, :, i:j]
+        if dst.ndim == 6:
+            v = v.reshape(*v.shape[:4], dst.shape[4], -1)[..., :dst.shape[5]]
+        dst[:, p::stride[0], q::stride[1]] = v
 
 
 def _fill_long_rows(col, runs, kh: int, kw: int, stride, i: int, j: int, ones_row: bool = False) -> None:
@@ -325,28 +330,31 @@ def _image_long_rows(runs, kh: int, kw: int, stride, i: int, j: int, ones_row: b
     return col
 
 
-def _row_width(x_shape, kh: int, kw: int, stride, padding) -> int:
-    """Width of an output row in the single-GEMM columns: ``Wq`` for long rows where they waste little, else OW."""
+def _from_planes(x_shape, kh: int, kw: int, stride, padding) -> bool:
+    """Whether the single-GEMM columns are copied out of stride-phase planes (:func:`_long_row_runs`).
+
+    The planes turn a strided im2col into unit-stride copies and are small enough to keep, so the
+    weight gradient copies the columns again instead of holding them (AlexNet's first conv: 6 MB
+    of planes instead of 36 MB of columns). The columns keep OW-wide rows: cropping the runs while
+    copying costs less than GEMMs over ``Wq - OW`` spare columns and the copies to add and drop them.
+    """
     ow = _out_hw("im2col", x_shape, kh, kw, *stride, *padding)[1]
-    wq = _phase_width(x_shape, stride, padding)
-    return wq if _long_rows(ow, wq) else ow
+    return _long_rows(ow, _phase_width(x_shape, stride, padding))
 
 
-def _column_chunks(x, kh: int, kw: int, stride, padding, width: int, ones_row: bool = False, runs=None,
-                   reuse: bool = True):
-    """Yield ``(i, j, col)``: the single-GEMM columns of images ``i:j`` with output rows ``width``
-    wide (see :func:`_row_width`), chunk after chunk.
+def _column_chunks(x, kh: int, kw: int, stride, padding, ones_row: bool = False, runs=None, reuse: bool = True):
+    """Yield ``(i, j, col)``: the single-GEMM columns ``(C*kh*kw [+1], (j-i)*OH*OW)`` of images ``i:j``
+    (:func:`im2col_wide`'s layout), chunk after chunk.
 
     With ``reuse`` every full chunk is built into the same buffer, so it is still in cache when
     its GEMM reads it, and ``col`` is overwritten by the next chunk; without, each chunk is a new
-    array that can be kept. ``runs``: :func:`_long_row_runs` of ``x`` when already built.
+    array that can be kept. With ``runs`` (:func:`_long_row_runs` of ``x``) the columns are copied
+    out of its phase planes, else out of the padded input's window view.
     """
     n, c = x.shape[:2]
     oh, ow = _out_hw("im2col", x.shape, kh, kw, *stride, *padding)
     rows = c * kh * kw + int(ones_row)
-    chunks = _wide_chunks(n, rows, oh * width, x.dtype.itemsize)
-    if runs is None and width != ow:
-        runs = _long_row_runs(x, kh, kw, stride, padding)
+    chunks = _wide_chunks(n, rows, oh * ow, x.dtype.itemsize)
     buf = None
     for i in chunks:
         j = min(i + chunks.step, n)
@@ -354,25 +362,23 @@ def _column_chunks(x, kh: int, kw: int, stride, padding, width: int, ones_row: b
         if runs is None:
             col = im2col_wide(x[i:j], kh, kw, stride, padding, ones_row, out)
         else:
-            col = _column_buffer(x, rows, (j - i) * oh * width, out)
-            _fill_long_rows(col, runs, kh, kw, stride, i, j, ones_row)
+            col = _column_buffer(x, rows, (j - i) * oh * ow, out)
+            _copy_runs(col[:c * kh * kw].reshape(c, kh, kw, j - i, oh, ow), runs, stride, i, j)
+            if ones_row:
+                col[-1] = 1
         buf = col if reuse and j - i == chunks.step else buf
         yield i, j, col
 
 
-def _channels_first(gy, width: int | None = None, out=None):
-    """``gy (N, OC, OH, OW)`` -> ``(OC, N*OH*width)``, the single-GEMM layout (one copy).
+def _channels_first(gy, out=None):
+    """``gy (N, OC, OH, OW)`` -> ``(OC, N*OH*OW)``, the single-GEMM layout (one copy).
 
-    ``width > OW`` zero-pads each row on the right, for the columns of :func:`im2col_long_rows`.
     ``out``, an earlier result of the same shape, is refilled instead of allocating.
     """
     n, oc, oh, ow = gy.shape
-    width = ow if width is None else width
     if out is None:
-        out = get_array_module(gy).empty((oc, n * oh * width), dtype=gy.dtype)
-        if width > ow:
-            out.reshape(oc, n, oh, width)[..., ow:] = 0
-    out.reshape(oc, n, oh, width)[..., :ow] = gy.transpose(1, 0, 2, 3)
+        out = get_array_module(gy).empty((oc, n * oh * ow), dtype=gy.dtype)
+    out.reshape(oc, n, oh, ow)[...] = gy.transpose(1, 0, 2, 3)
     return out
 
 
@@ -505,20 +511,25 @@ class Conv2d(Function):
         if b is not None:  # bias as an extra weight column against a row of ones: added by the GEMM
             w2 = xp.concatenate([w2, b.reshape(oc, 1).astype(w.dtype, copy=False)], axis=1)
         if _wide(n, oc, w2.shape[1], oh * ow):
-            width = _row_width(x.shape, kh, kw, self.stride, self.padding)
             y = xp.empty((n, oc, oh, ow), dtype=x.dtype)
-            runs = _long_row_runs(x, kh, kw, self.stride, self.padding) if width != ow else None
-            # Long rows are a few block copies to redo from the kept phase planes; OW-long rows (W3b:
-            # 27 values) cost more to copy again than to keep: those chunks are kept as they are.
+            runs = _long_row_runs(x, kh, kw, self.stride, self.padding) \
+                if _from_planes(x.shape, kh, kw, self.stride, self.padding) else None
+            # Copies out of the kept phase planes are cheap to redo; columns copied out of the input
+            # (W3b: rows of 27 values) cost more to copy again than to keep: those chunks are kept.
             keep = runs is None and self.needs_input_grad[1]
+            # the weight gradient's GEMM gives the bias gradient too, from the same row of ones
+            ones = b is not None and self.needs_input_grad[2]
             kept = []
-            for i, j, col in _column_chunks(x, kh, kw, self.stride, self.padding, width, b is not None, runs,
+            for i, j, col in _column_chunks(x, kh, kw, self.stride, self.padding, b is not None, runs,
                                             reuse=not keep):
-                y[i:j] = (w2 @ col).reshape(oc, -1, oh, width)[..., :ow].transpose(1, 0, 2, 3)
+                if j - i == 1:  # one image: the GEMM writes its NCHW output in place
+                    xp.matmul(w2, col, out=y[i].reshape(oc, -1))
+                else:
+                    y[i:j] = (w2 @ col).reshape(oc, j - i, oh, ow).transpose(1, 0, 2, 3)
                 if keep:
-                    kept.append((i, j, col if b is None else col[:-1]))
+                    kept.append((i, j, col if ones or b is None else col[:-1]))
             if self.needs_input_grad[1]:  # what the weight gradient iterates: the kept chunks, or their rebuild
-                self.columns = kept if keep else _column_chunks(x, kh, kw, self.stride, self.padding, width, runs=runs)
+                self.columns = kept if keep else _column_chunks(x, kh, kw, self.stride, self.padding, ones, runs)
             return y
         if _batch_inner(n, ow):
             col = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
@@ -542,10 +553,16 @@ class Conv2d(Function):
     def backward(self, gy):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
+        with_bias = len(need) > 2 and need[2]
         gx = conv_transpose2d(gy, w, self.stride, self.padding, x.shape[2:]) if need[0] else None
-        gw = Conv2dWeightGrad(w.shape, self.stride, self.padding, self.__dict__.pop("columns", None))(x, gy) \
-            if need[1] else None
-        gb = _sum_per_channel(gy) if len(need) > 2 and need[2] else None
+        gw = gb = None
+        if need[1]:  # with the bias gradient from the same GEMM (a row of ones in the columns)
+            gw = Conv2dWeightGrad(w.shape, self.stride, self.padding, self.__dict__.pop("columns", None),
+                                  with_bias)(x, gy)
+            if with_bias:
+                gw, gb = gw
+        elif with_bias:
+            gb = _sum_per_channel(gy)
         return gx, gw, gb
 
     def attrs(self):
@@ -654,50 +671,64 @@ def _conv_transpose_stride1(gy, w, in_hw, padding):
 
 
 class Conv2dWeightGrad(Function):
-    """Gradient of conv2d w.r.t. its weight: ``x (N, C, H, W), gy (N, OC, OH, OW) -> (OC, C, kh, kw)``."""
+    """Gradient of conv2d w.r.t. its weight: ``x (N, C, H, W), gy (N, OC, OH, OW) -> (OC, C, kh, kw)``.
 
-    def __init__(self, w_shape, stride, padding, columns=None):
-        self.w_shape, self.stride, self.padding = tuple(w_shape), stride, padding
+    With ``bias`` it also returns the bias gradient ``(OC,)``: the columns get a row of ones, so
+    the same GEMM sums ``gy`` per channel instead of another pass over it.
+    """
+
+    def __init__(self, w_shape, stride, padding, columns=None, bias: bool = False):
+        self.w_shape, self.stride, self.padding, self.bias = tuple(w_shape), stride, padding, bias
         self.columns = columns  # a single-GEMM forward's (i, j, col) chunks of x, used once
 
     def forward(self, x, gy):
         oc, c, kh, kw = self.w_shape
         n, _, oh, ow = gy.shape
         xp = get_array_module(gy)
+        ones = self.bias
         if n == 0:
-            return xp.zeros(self.w_shape, dtype=gy.dtype)
-        # computed transposed, col @ gy^T -> (C*kh*kw, OC): the long OH*OW axis is the inner one of
-        # both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
-        if _wide(n, oc, c * kh * kw, oh * ow):  # (C*kh*kw, N*OH*width): the forward's chunks, kept or rebuilt
-            width = _row_width(x.shape, kh, kw, self.stride, self.padding)
-            gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
-            g = None
+            gw = xp.zeros(self.w_shape, dtype=gy.dtype)
+            return (gw, xp.zeros(oc, dtype=gy.dtype)) if ones else gw
+        # computed transposed, col @ gy^T -> (C*kh*kw [+1], OC): the long OH*OW axis is the inner one
+        # of both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
+        if _wide(n, oc, c * kh * kw + ones, oh * ow):  # (C*kh*kw, N*OH*OW): the forward's chunks, kept or rebuilt
+            gw_t = xp.zeros((c * kh * kw + ones, oc), dtype=gy.dtype)
             chunks, self.columns = self.columns, None
-            for i, j, col in chunks or _column_chunks(x, kh, kw, self.stride, self.padding, width):
-                g = _channels_first(gy[i:j], width, out=g if g is not None and g.shape[1] == col.shape[1] else None)
+            if chunks is None:
+                runs = _long_row_runs(x, kh, kw, self.stride, self.padding) \
+                    if _from_planes(x.shape, kh, kw, self.stride, self.padding) else None
+                chunks = _column_chunks(x, kh, kw, self.stride, self.padding, ones, runs)
+            g = None
+            for i, j, col in chunks:
+                if j - i == 1:  # one image's gy is already (OC, OH*OW)
+                    gw_t += col @ gy[i].reshape(oc, -1).T
+                    continue
+                g = _channels_first(gy[i:j], out=g if g is not None and g.shape[1] == col.shape[1] else None)
                 gw_t += col @ g.T
         elif _batch_inner(n, ow):
-            gw_t = im2col_batch_inner(x, kh, kw, self.stride, self.padding) @ _batch_last(gy).T
+            gw_t = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones) @ _batch_last(gy).T
         else:  # (C*kh*kw, OH*width) @ (OH*width, OC) per image, summed; columns rebuilt a chunk at a time
             width = _image_row_width(x.shape, oc, kh, kw, self.stride, self.padding)
             runs = _long_row_runs(x, kh, kw, self.stride, self.padding) if width != ow else None
-            gw_t = xp.zeros((c * kh * kw, oc), dtype=gy.dtype)
-            step = _images_per_chunk(c * kh * kw * oh * width * x.dtype.itemsize)
+            gw_t = xp.zeros((c * kh * kw + ones, oc), dtype=gy.dtype)
+            step = _images_per_chunk((c * kh * kw + ones) * oh * width * x.dtype.itemsize)
             g = None if runs is None else xp.zeros((min(step, n), oc, oh, width), dtype=gy.dtype)
             for i in range(0, n, step):
                 j = min(i + step, n)
                 if runs is None:
-                    col, gj = im2col_batched(x[i:j], kh, kw, self.stride, self.padding), gy[i:j]
+                    col, gj = im2col_batched(x[i:j], kh, kw, self.stride, self.padding, ones), gy[i:j]
                 else:  # gy's rows zero-padded to the long rows' width
-                    col, gj = _image_long_rows(runs, kh, kw, self.stride, i, j), g[:j - i]
+                    col, gj = _image_long_rows(runs, kh, kw, self.stride, i, j, ones), g[:j - i]
                     gj[..., :ow] = gy[i:j]
                 gw_t += xp.matmul(col, gj.reshape(j - i, oc, -1).transpose(0, 2, 1)).sum(axis=0)
+        if ones:
+            return gw_t[:-1].T.reshape(self.w_shape), gw_t[-1].copy()
         return gw_t.T.reshape(self.w_shape)
 
-    def backward(self, ggw):
+    def backward(self, ggw, ggb=None):
         x, gy = self.inputs
         g_x = conv_transpose2d(gy, ggw, self.stride, self.padding, x.shape[2:]) if self.needs_input_grad[0] else None
-        g_gy = conv2d(x, ggw, None, self.stride, self.padding) if self.needs_input_grad[1] else None
+        g_gy = conv2d(x, ggw, ggb, self.stride, self.padding) if self.needs_input_grad[1] else None
         return g_x, g_gy
 
 
