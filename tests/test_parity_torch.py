@@ -310,6 +310,21 @@ def test_second_derivatives_match_torch(rng):
     np.testing.assert_allclose(gfw.data, gfwt.numpy(), rtol=1e-9, atol=1e-12)
 
 
+
+def test_double_backward_through_the_weight_and_bias_gradients_matches_torch(rng):
+    """d/d(x, w, b) of |dL/dw|^2 + |dL/db|^2: the bias gradient comes out of the weight gradient's op."""
+    import tinygrad_cnn as tc
+
+    arrays = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    x, w, b = (Tensor(a, requires_grad=True) for a in arrays)
+    gw, gb = tc.grad((F.conv2d(x, w, b, 2, 1) ** 2).sum(), [w, b], create_graph=True)
+    ((gw * gw).sum() + (gb * gb).sum()).backward()
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in arrays)
+    gwt, gbt = torch.autograd.grad((TF.conv2d(xt, wt, bt, 2, 1) ** 2).sum(), [wt, bt], create_graph=True)
+    ((gwt * gwt).sum() + (gbt * gbt).sum()).backward()
+    for ours, theirs in ((gw, gwt), (gb, gbt), (x.grad, xt.grad), (w.grad, wt.grad), (b.grad, bt.grad)):
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-9, atol=1e-10)
+
 # ----------------------------------------------------------------------------- output sizes (property)
 
 hypothesis = pytest.importorskip("hypothesis")
