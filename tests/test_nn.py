@@ -192,7 +192,9 @@ def test_non_strict_load_ignores_missing_and_unexpected():
     net = Net()
     before = net.state_dict()
     sd = {"block.conv.bias": np.full(2, 4.0, np.float32), "extra": np.zeros(1, np.float32)}
-    net.load_state_dict(sd, strict=False)
+    missing, unexpected = net.load_state_dict(sd, strict=False)  # as PyTorch's (missing_keys, unexpected_keys)
+    assert unexpected == ["extra"] and "block.conv.bias" not in missing and "head.1.weight" in missing
+    assert net.load_state_dict(net.state_dict()) == ([], [])
     np.testing.assert_array_equal(net.block.conv.bias.data, [4.0, 4.0])
     np.testing.assert_array_equal(net.head[1].weight.data, before["head.1.weight"])
 
@@ -315,3 +317,41 @@ def test_init_fan_errors_and_gains():
         nn.init.kaiming_normal_(nn.Parameter(np.zeros(3, np.float32)))
     assert nn.init.calculate_gain("tanh") == pytest.approx(5 / 3)
     assert nn.init.calculate_gain("leaky_relu", math.sqrt(5)) == pytest.approx(math.sqrt(1 / 3))
+
+
+def test_assigning_a_non_parameter_to_a_parameter_name_raises_as_in_torch():
+    lin = nn.Linear(3, 2)
+    for value in (Tensor(np.zeros((2, 3), np.float32)), np.zeros((2, 3), np.float32)):
+        with pytest.raises(TypeError, match=r"cannot assign \w+ as parameter 'weight' of Linear"):
+            lin.weight = value
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]  # still registered
+    lin.weight = nn.Parameter(np.ones((2, 3), np.float32))  # a Parameter, or None, is fine
+    lin.bias = None
+    assert [n for n, _ in lin.named_parameters()] == ["weight"]
+    seq = nn.Sequential(nn.ReLU())
+    with pytest.raises(TypeError, match=r"cannot assign int as child module '0'"):
+        setattr(seq, "0", 3)
+
+
+def test_sequential_slices_and_append_as_in_torch():
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    head = seq[1:3]
+    assert isinstance(head, nn.Sequential) and len(head) == 2
+    assert head[0] is seq[1] and head[1] is seq[2]
+    assert [n for n, _ in head.named_parameters()] == ["1.weight", "1.bias"]  # names kept, as torch
+    tail = seq[-1:]
+    assert isinstance(tail, nn.Sequential) and tail[0] is seq[3]
+    assert seq.append(nn.Sigmoid()) is seq and len(seq) == 5 and isinstance(seq[4], nn.Sigmoid)
+    x = Tensor(np.ones((2, 4), np.float32))
+    np.testing.assert_allclose(seq(x).data, F.sigmoid(seq[:4](x)).data)
+
+
+def test_zero_grad_set_to_none_false_keeps_zero_gradients():
+    lin = nn.Linear(3, 2)
+    seed = np.ones((1, 2), np.float32)
+    lin(Tensor(np.ones((1, 3), np.float32))).backward(Tensor(seed))
+    lin.zero_grad(set_to_none=False)
+    assert lin.weight.grad is not None and not lin.weight.grad.data.any() and lin.weight.grad.shape == (2, 3)
+    assert seed.all()  # the backward seed is not written to
+    lin.zero_grad()
+    assert lin.weight.grad is None and lin.bias.grad is None

@@ -553,3 +553,21 @@ def test_the_docs_op_tables_cover_every_mapped_op():
     import_table = text.split("Import (ONNX")[1].split("## LRN")[0]
     assert [op for op in EXPORTABLE_OPS if op not in export_table] == []
     assert [op for op in SUPPORTED_OPS if op not in import_table] == []
+
+
+def test_export_of_a_model_that_starts_with_an_in_place_relu(tmp_path):
+    """The traced input is not a leaf, so ReLU(inplace=True) may modify it (PyTorch exports this too)."""
+    model = nn.Sequential(nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4, 2))
+    x = np.random.default_rng(0).standard_normal((3, 1, 2, 2)).astype(np.float32)
+    onnx_export(model, Tensor(x[:1]), tmp_path / "m.onnx")
+    np.testing.assert_allclose(run_ort(tmp_path / "m.onnx", x), engine(model, x), rtol=1e-5, atol=1e-6)
+    onnx_export(nn.Sequential(nn.ReLU(inplace=True)), Tensor(x[:1]), tmp_path / "r.onnx")
+    np.testing.assert_array_equal(run_ort(tmp_path / "r.onnx", x), np.maximum(x, 0))
+
+
+def test_export_takes_a_nested_list_as_float32(tmp_path):
+    """As ``Tensor(list)``: a list example input is float32, the parameters' dtype."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    onnx_export(model, [[[[1.0, 2.0], [3.0, -4.0]]]], tmp_path / "m.onnx")
+    x = np.ones((2, 1, 2, 2), np.float32)
+    np.testing.assert_allclose(run_ort(tmp_path / "m.onnx", x), engine(model, x), rtol=1e-5, atol=1e-6)

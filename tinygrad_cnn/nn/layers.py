@@ -187,7 +187,10 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
+    def __getitem__(self, i: int | slice) -> Module:
+        """A child by position, or a slice of them as a new Sequential (same modules, names kept)."""
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[i]))
         return list(self.children())[i]
 
     def __len__(self) -> int:
@@ -195,6 +198,11 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self.children())
+
+    def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end, named by its position (as PyTorch)."""
+        self.add_module(str(len(self)), module)
+        return self
 
 
 class CrossEntropyLoss(Module):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from .. import tensor as _tensor
-from ..backend import as_numpy
+from ..backend import as_numpy, get_array_module
 from ..tensor import Tensor
 
 
@@ -19,6 +19,10 @@ class StateDictError(RuntimeError, KeyError, ValueError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns, as PyTorch: the keys it did not find and the keys it skipped."""
 
 
 class Parameter(Tensor):
@@ -52,6 +56,12 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign before Module.__init__() call (call super().__init__() first)")
         # Re-assigning a registered name keeps its place (as PyTorch): state_dict order stays stable.
+        if name in self._parameters and value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} of {type(self).__name__} "
+                            "(Parameter or None expected; to change its values assign to .data)")
+        if name in self._modules and value is not None and not isinstance(value, Module):
+            raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} of {type(self).__name__} "
+                            "(Module or None expected)")
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
             self._parameters[name] = value
@@ -147,9 +157,13 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient (``set_to_none=False``: fill existing ones with zeros)."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:  # a fresh array: the old one may be shared (a gradient seed passed to backward)
+                p.grad = Tensor._wrap(get_array_module(p.grad.data).zeros_like(p.grad.data))
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
@@ -161,8 +175,11 @@ class Module:
         """Parameter name -> a copy of its array (host NumPy)."""
         return OrderedDict((n, as_numpy(p.data).copy()) for n, p in self.named_parameters())
 
-    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> Module:
-        """Copy arrays into the parameters; mis-shaped keys always raise, missing/unexpected when strict."""
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays into the parameters; mis-shaped keys always raise, missing/unexpected when strict.
+
+        Returns ``(missing_keys, unexpected_keys)`` as PyTorch (both empty after a strict load).
+        """
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -184,7 +201,7 @@ class Module:
             if k in state_dict:
                 v = state_dict[k]
                 p.data = _copy_like(v.data if isinstance(v, Tensor) else v, p.data)
-        return self
+        return IncompatibleKeys(missing, unexpected)
 
     # -- printing ----------------------------------------------------------------------
     def extra_repr(self) -> str:

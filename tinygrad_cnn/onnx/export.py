@@ -78,11 +78,16 @@ def to_onnx(model: Module, example_input: Any, input_names: Sequence[str] = ("in
         raise ValueError(f"onnx.export: opset {opset} is not supported; use {MIN_OPSET} to {newest}")
     if len(input_names) != 1:
         raise ValueError(f"onnx.export: the graph has exactly one input, got input_names={tuple(input_names)}")
-    data = example_input.data if isinstance(example_input, Tensor) else np.asarray(example_input)
+    # a nested list is float32, as Tensor(list)
+    data = (example_input if isinstance(example_input, Tensor) else Tensor(example_input)).data
     if data.dtype.kind != "f" or data.ndim < 1:
         raise ValueError(f"onnx.export: example_input must be a float tensor with a batch axis, got dtype "
                          f"{data.dtype} and shape {tuple(data.shape)}")
-    x = Tensor(np.array(data, copy=True), requires_grad=True)  # so every op downstream of x is recorded
+    # x requires grad so that every op downstream of it is recorded, and is the output of a marker op
+    # (not a leaf) so that the model may modify it in place (a first ReLU(inplace=True)).
+    marker = _GraphInput()
+    x = marker(Tensor(np.array(data, copy=True), requires_grad=True))
+    input_key = _node_key(x)
 
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -100,9 +105,10 @@ def to_onnx(model: Module, example_input: Any, input_names: Sequence[str] = ("in
         raise ValueError(f"onnx.export: the model returns {len(outputs)} output(s) but output_names has "
                          f"{len(output_names)}: {tuple(output_names)}")
 
-    b = _Builder(model, x, input_names[0], output_names, dynamic_batch, opset)
+    b = _Builder(model, x, input_key, input_names[0], output_names, dynamic_batch, opset)
     for fn in _topological(outputs):
-        b.emit(fn)
+        if fn is not marker:
+            b.emit(fn)
     graph_outputs = []
     for out, name in zip(outputs, output_names):
         src = b.names[_node_key(out)] if _node_key(out) in b.names else b.leaf(out)
@@ -122,6 +128,18 @@ def to_onnx(model: Module, example_input: Any, input_names: Sequence[str] = ("in
                               producer_version=__version__)
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     return proto
+
+
+class _GraphInput(Function):
+    """Identity that marks the traced input; its output is the graph's input, not a node."""
+
+    keeps_inputs = False
+
+    def forward(self, a):
+        return a
+
+    def backward(self, gy):
+        return gy
 
 
 def _topological(outputs: Sequence[Tensor]) -> list[Function]:
@@ -153,13 +171,13 @@ def _onnx_dtype(t: Tensor) -> int:
 class _Builder:
     """Accumulates nodes and initializers; maps engine tensors (by id) to ONNX value names."""
 
-    def __init__(self, model: Module, x: Tensor, input_name: str, output_names: Sequence[str], dynamic_batch: bool,
-                 opset: int):
+    def __init__(self, model: Module, x: Tensor, input_key: Any, input_name: str, output_names: Sequence[str],
+                 dynamic_batch: bool, opset: int):
         self.model, self.dynamic, self.opset = model, dynamic_batch, opset
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self.names: dict[Any, str] = {_node_key(x): input_name}
-        self.batch_axis: dict[Any, int | None] = {_node_key(x): 0}  # which axis of a value is the batch axis
+        self.names: dict[Any, str] = {input_key: input_name}
+        self.batch_axis: dict[Any, int | None] = {input_key: 0}  # which axis of a value is the batch axis
         self.used: set[str] = {input_name, *output_names}
         self.produced: set[str] = set()  # values computed by a node
         self.counts: Counter = Counter()
