@@ -224,6 +224,56 @@ def test_idx_missing_file(tmp_path):
         load_idx(tmp_path / "nope")
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+@pytest.mark.parametrize("dims, payload, expected", [
+    ((2**32 - 1,) * 4, b"abc", (2**32 - 1) ** 4),  # int64 product wraps to a negative number
+    ((65536,) * 4, b"abc", 2**64),  # int64 product wraps to exactly 0
+    ((65536,) * 4, b"", 2**64),  # used to end in NumPy's bare "cannot reshape array of size 0"
+    ((2**31, 4), b"\x00" * 10, 2**33),  # too big for a uint32/int32 product
+], ids=["wraps-negative", "wraps-zero", "wraps-zero-no-payload", "over-32-bit"])
+def test_idx_huge_header_dims_report_truncation(tmp_path, gz, dims, payload, expected):
+    blob = struct.pack(">HBB", 0, 0x08, len(dims)) + struct.pack(f">{len(dims)}I", *dims) + payload
+    path = tmp_path / ("huge.gz" if gz else "huge")
+    path.write_bytes(gzip.compress(blob) if gz else blob)
+    with pytest.raises(DatasetError, match="truncated IDX file") as ei:
+        load_idx(path)
+    msg = str(ei.value)
+    assert str(path) in msg
+    assert f"expected {expected} data bytes" in msg and f"found {len(payload)}" in msg
+
+
+def test_idx_huge_itemsize_product_is_exact(tmp_path):
+    # float64 multiplies the element count by 8: still exact Python ints
+    dims = (2**32 - 1, 2**32 - 1)
+    path = tmp_path / "f64"
+    path.write_bytes(struct.pack(">HBB", 0, 0x0E, 2) + struct.pack(">2I", *dims) + b"\x00" * 16)
+    with pytest.raises(DatasetError, match=f"expected {(2**32 - 1) ** 2 * 8} data bytes.*found 16"):
+        load_idx(path)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_idx_zero_dim_with_huge_dims_is_a_dataset_error(tmp_path, gz):
+    # 0 elements, so no bytes are missing, but NumPy cannot represent the shape
+    blob = struct.pack(">HBB", 0, 0x08, 4) + struct.pack(">4I", 0, 2**32 - 1, 2**32 - 1, 2**32 - 1)
+    path = tmp_path / ("zero.gz" if gz else "zero")
+    path.write_bytes(gzip.compress(blob) if gz else blob)
+    with pytest.raises(DatasetError, match="not a valid array shape") as ei:
+        load_idx(path)
+    assert str(path) in str(ei.value)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_idx_trailing_bytes_counted(tmp_path, gz):
+    blob = idx_bytes(np.zeros((2, 3), np.uint8)) + b"\x01\x02\x03"
+    path = tmp_path / ("long.gz" if gz else "long")
+    path.write_bytes(gzip.compress(blob) if gz else blob)
+    with pytest.raises(DatasetError, match="trailing bytes after the 6 data bytes") as ei:
+        load_idx(path)
+    assert str(path) in str(ei.value)
+    if not gz:
+        assert "has 3 trailing bytes" in str(ei.value)
+
+
 # ----------------------------------------------------------------------------- load_dataset (local)
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -1,4 +1,4 @@
-"""Tests for tinygrad_cnn.optim without torch: update rules by hand, dtypes, state dicts, convergence."""
+"""Tests for tinygrad_cnn.optim: update rules by hand, dtypes, state dicts, convergence, argument checks."""
 
 from __future__ import annotations
 
@@ -112,11 +112,11 @@ def test_minimizes_a_quadratic(make):
 
 
 def test_errors_name_the_optimizer():
-    with pytest.raises(ValueError, match="Adam: got an empty parameter list"):
+    with pytest.raises(ValueError, match="Adam: optimizer got an empty parameter list"):
         optim.Adam([])
     with pytest.raises(TypeError, match="SGD: parameters must be Tensors"):
         optim.SGD([np.zeros(2)])
-    with pytest.raises(ValueError, match="nesterov"):
+    with pytest.raises(ValueError, match="Nesterov momentum requires"):
         optim.SGD([param([1.0])], lr=0.1, nesterov=True)
 
 
@@ -197,3 +197,103 @@ def test_load_state_dict_rejects_mismatched_state():
     sd["state.3.exp_avg"] = np.zeros(2, np.float32)
     with pytest.raises(ValueError, match="state.3.exp_avg"):
         optim.Adam([param([1.0, 2.0])]).load_state_dict(sd)
+
+
+# ----------------------------------------------------------------------------- hyper-parameter validation
+
+# (our class, torch.optim name, keyword arguments): invalid ones raise ValueError like torch, valid ones build
+VALIDATION_CASES = [
+    (optim.SGD, "SGD", dict(lr=-1)),
+    (optim.SGD, "SGD", dict(lr=0.1, momentum=-0.5)),
+    (optim.SGD, "SGD", dict(lr=0.1, weight_decay=-1e-4)),
+    (optim.SGD, "SGD", dict(lr=0.1, nesterov=True)),
+    (optim.SGD, "SGD", dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)),
+    (optim.SGD, "SGD", dict(lr=0.0, momentum=0.9, dampening=0.5, weight_decay=0.0)),
+    (optim.SGD, "SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    (optim.AdaGrad, "Adagrad", dict(lr=-0.01)),
+    (optim.AdaGrad, "Adagrad", dict(lr_decay=-1)),
+    (optim.AdaGrad, "Adagrad", dict(weight_decay=-1)),
+    (optim.AdaGrad, "Adagrad", dict(initial_accumulator_value=-0.5)),
+    (optim.AdaGrad, "Adagrad", dict(eps=-1e-10)),
+    (optim.AdaGrad, "Adagrad", dict(lr=0.0, eps=0.0, initial_accumulator_value=0.1)),
+    (optim.RMSprop, "RMSprop", dict(lr=-1)),
+    (optim.RMSprop, "RMSprop", dict(eps=-1)),
+    (optim.RMSprop, "RMSprop", dict(momentum=-1)),
+    (optim.RMSprop, "RMSprop", dict(weight_decay=-1)),
+    (optim.RMSprop, "RMSprop", dict(alpha=-0.1)),
+    (optim.RMSprop, "RMSprop", dict(alpha=1.5, eps=0.0)),  # torch checks alpha >= 0 only
+    (optim.Adam, "Adam", dict(lr=-1e-3)),
+    (optim.Adam, "Adam", dict(eps=-1e-8)),
+    (optim.Adam, "Adam", dict(betas=(1.5, 0.9))),
+    (optim.Adam, "Adam", dict(betas=(-0.1, 0.9))),
+    (optim.Adam, "Adam", dict(betas=(0.9, 1.0))),
+    (optim.Adam, "Adam", dict(betas=(0.9, -0.001))),
+    (optim.Adam, "Adam", dict(weight_decay=-0.1)),
+    (optim.Adam, "Adam", dict(lr=0.0, betas=(0.0, 0.0), eps=0.0)),
+]
+
+
+def _outcome(make):
+    try:
+        make()
+    except Exception as exc:  # noqa: BLE001 - the type and message are what we compare
+        return type(exc), str(exc)
+    return None, None
+
+
+@pytest.mark.parametrize("ours, torch_name, kwargs", VALIDATION_CASES,
+                         ids=[f"{t}-{k}" for _, t, k in VALIDATION_CASES])
+def test_hyperparameter_validation_matches_torch(ours, torch_name, kwargs):
+    torch = pytest.importorskip("torch")
+    want_type, want_msg = _outcome(lambda: getattr(torch.optim, torch_name)([torch.zeros(2, requires_grad=True)],
+                                                                             **kwargs))
+    got_type, got_msg = _outcome(lambda: ours([param([0.0, 0.0])], **kwargs))
+    assert got_type is want_type, (got_msg, want_msg)
+    if want_type is not None:
+        assert want_type is ValueError
+        # same wording as torch, prefixed with the optimizer's name
+        assert got_msg.startswith(f"{ours.__name__}: {want_msg}"), (got_msg, want_msg)
+
+
+@pytest.mark.parametrize("ours, kwargs, message", [
+    (optim.SGD, dict(lr=-1), "SGD: Invalid learning rate: -1"),
+    (optim.SGD, dict(lr=0.1, momentum=-0.5), "SGD: Invalid momentum value: -0.5"),
+    (optim.SGD, dict(lr=0.1, nesterov=True), "SGD: Nesterov momentum requires a momentum and zero dampening"),
+    (optim.AdaGrad, dict(lr_decay=-1), "AdaGrad: Invalid lr_decay value: -1"),
+    (optim.RMSprop, dict(alpha=-0.1), "RMSprop: Invalid alpha value: -0.1"),
+    (optim.Adam, dict(betas=(1.5, 0.9)), "Adam: Invalid beta parameter at index 0: 1.5"),
+    (optim.Adam, dict(betas=(0.9, 1.0)), "Adam: Invalid beta parameter at index 1: 1.0"),
+    (optim.Adam, dict(eps=-1), "Adam: Invalid epsilon value: -1"),
+    (optim.Adam, dict(betas=(0.9,)), "Adam: betas must be a pair"),
+    # NaN never trains anything: refused everywhere (torch.optim.SGD lets a NaN lr through)
+    (optim.SGD, dict(lr=float("nan")), "SGD: Invalid learning rate: nan"),
+    (optim.Adam, dict(lr=float("nan")), "Adam: Invalid learning rate: nan"),
+])
+def test_invalid_hyperparameters_name_optimizer_and_value(ours, kwargs, message):
+    with pytest.raises(ValueError) as ei:
+        ours([param([1.0])], **kwargs)
+    assert str(ei.value).startswith(message)
+
+
+@pytest.mark.parametrize("ours", [optim.SGD, optim.AdaGrad, optim.RMSprop, optim.Adam])
+def test_empty_and_single_tensor_params_like_torch(ours):
+    with pytest.raises(ValueError, match=f"^{ours.__name__}: optimizer got an empty parameter list$"):
+        ours([], lr=0.1)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        ours(iter([]), lr=0.1)
+    with pytest.raises(TypeError, match=f"{ours.__name__}: params should be an iterable of Tensors"):
+        ours(param([1.0, 2.0]), lr=0.1)
+    # hyper-parameters are checked first, as in torch
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        ours([], lr=-1)
+
+
+def test_empty_and_single_tensor_messages_match_torch():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError) as ei:
+        torch.optim.SGD([], lr=0.1)
+    assert str(ei.value) == "optimizer got an empty parameter list"
+    with pytest.raises(TypeError):
+        torch.optim.SGD(torch.zeros(2, requires_grad=True), lr=0.1)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        torch.optim.SGD([], lr=-1)

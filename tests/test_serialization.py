@@ -108,6 +108,107 @@ def test_load_missing_file(tmp_path):
         tc.load(tmp_path / "missing.npz")
 
 
+def test_load_a_directory_says_so(tmp_path):
+    folder = tmp_path / "run.npz"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=r"run\.npz is a directory, not a checkpoint file"):
+        tc.load(folder)
+
+
+@pytest.mark.parametrize("content", [b'{"model": "lenet5", "epochs": 3}\n', b"", b"\x80\x04K\x01."],
+                         ids=["json", "empty", "pickle"])
+def test_load_non_zip_file_says_not_a_zip(tmp_path, content):
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"config\.json is not a \.npz checkpoint \(not a zip file") as ei:
+        tc.load(path)
+    assert "pickle" not in str(ei.value)
+
+
+def test_load_zip_with_foreign_member(tmp_path):
+    path = tmp_path / "other.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(CheckpointError, match=r"other\.zip.*'readme\.txt' is not a \.npy array"):
+        tc.load(path)
+
+
+AWKWARD_KEYS = ["allow_pickle", "file", "a.b.c", "features.0.weight", "poids_ünïcødé.权重", "", "x.npy", "a/b",
+                "mmap_mode", "args", "kwds", "with space", "-1"]
+
+
+def test_awkward_keys_round_trip(tmp_path):
+    state = {k: np.full((i + 1,), i, dtype=np.float32) for i, k in enumerate(AWKWARD_KEYS)}
+    path = tc.save(state, tmp_path / "k.npz")
+    out = tc.load(path)
+    assert list(out) == AWKWARD_KEYS
+    for k, v in state.items():
+        np.testing.assert_array_equal(out[k], v)
+        assert out[k].dtype == v.dtype
+    # still a plain .npz: NumPy reads every key without pickle
+    with np.load(path, allow_pickle=False) as z:
+        assert z.files == AWKWARD_KEYS
+        for k, v in state.items():
+            np.testing.assert_array_equal(z[k], v)
+
+
+def test_only_allow_pickle_key_is_not_lost(tmp_path):
+    path = tc.save({"allow_pickle": np.ones(2), "a": np.zeros(1)}, tmp_path / "k.npz")
+    assert list(tc.load(path)) == ["allow_pickle", "a"]
+    path = tc.save({"file": np.ones(2)}, tmp_path / "f.npz")
+    np.testing.assert_array_equal(tc.load(path)["file"], np.ones(2))
+
+
+def test_saved_bytes_are_deterministic(tmp_path):
+    state = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.zeros(3)}
+    a = tc.save(state, tmp_path / "a.npz").read_bytes()
+    b = tc.save(state, tmp_path / "b.npz").read_bytes()
+    assert a == b
+
+
+def test_numpy_written_files_still_load(tmp_path):
+    np.savez(tmp_path / "plain.npz", **{"conv.weight": np.ones((2, 2))})
+    np.savez_compressed(tmp_path / "small.npz", w=np.arange(4))
+    np.testing.assert_array_equal(tc.load(tmp_path / "plain.npz")["conv.weight"], np.ones((2, 2)))
+    np.testing.assert_array_equal(tc.load(tmp_path / "small.npz")["w"], np.arange(4))
+
+
+@pytest.mark.parametrize("key, message", [
+    ("a\x00b", "cannot be a zip member name"),
+    ("\udcff", "not encodable as UTF-8"),
+    ("k" * 70_000, "limit is 65535"),
+])
+def test_keys_that_cannot_be_member_names(tmp_path, key, message):
+    with pytest.raises(ValueError, match=message):
+        tc.save({key: np.ones(1)}, tmp_path / "bad.npz")
+    assert not os.listdir(tmp_path)
+
+
+def test_keys_ambiguous_to_numpy_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="'x' and 'x.npy'.*ambiguous"):
+        tc.save({"x": np.ones(1), "x.npy": np.zeros(1)}, tmp_path / "bad.npz")
+    assert not os.listdir(tmp_path)
+
+
+def test_save_under_a_file_names_the_path(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"cannot write .*afile/x\.npz: .*afile is a file, not a directory"):
+        tc.save({"a": np.ones(1)}, blocker / "x.npz")
+    with pytest.raises(NotADirectoryError, match=r"afile is a file, not a directory"):
+        tc.save({"a": np.ones(1)}, blocker / "deeper" / "x.npz")
+    assert blocker.read_text() == "x"
+    # missing parents are still created
+    assert tc.load(tc.save({"a": np.ones(1)}, tmp_path / "new" / "dir" / "x.npz"))["a"].tolist() == [1.0]
+
+
+def test_save_over_a_directory_names_the_path(tmp_path):
+    (tmp_path / "ck.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"cannot write .*ck\.npz: it is an existing directory"):
+        tc.save({"a": np.ones(1)}, tmp_path / "ck.npz")
+    assert os.listdir(tmp_path) == ["ck.npz"]
+
+
 def test_load_never_unpickles(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     monkeypatch.setenv(MARKER_ENV, str(marker))

@@ -396,7 +396,8 @@ def _batch_inner(n: int, ow: int) -> bool:
 def _pad_batch_last(x, ph: int, pw: int):
     """``x (N, C, H, W)`` -> zero-padded ``(C, H + 2ph, W + 2pw, N)``, one copy."""
     n, c, h, w = x.shape
-    out = get_array_module(x).zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
+    xp = get_array_module(x)
+    out = (xp.zeros if ph or pw else xp.empty)((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
     out[:, ph:ph + h, pw:pw + w] = x.transpose(1, 2, 3, 0)
     return out
 

@@ -15,13 +15,28 @@ from .backend import as_numpy, get_array_module
 from .tensor import Tensor
 
 
+def _check(opt: str, ok: bool, message: str) -> None:
+    """Raise ``ValueError("<opt>: <message>")`` unless ``ok`` (messages as ``torch.optim``'s)."""
+    if not ok:
+        raise ValueError(f"{opt}: {message}")
+
+
+def _check_nonneg(opt: str, **values: float) -> None:
+    """``value >= 0`` for each hyper-parameter, as ``torch.optim`` checks them (NaN is refused too)."""
+    labels = {"lr": "learning rate", "eps": "epsilon value"}
+    for name, v in values.items():
+        _check(opt, 0.0 <= v, f"Invalid {labels.get(name, name + ' value')}: {v}")
+
+
 class Optimizer:
     """Holds parameters, hyper-parameters (``param_groups``) and per-parameter state buffers."""
 
     def __init__(self, params: Iterable[Tensor], defaults: dict[str, Any]):
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__}: params should be an iterable of Tensors, got a single Tensor")
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{type(self).__name__}: optimizer got an empty parameter list")
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p).__name__}")
@@ -96,8 +111,11 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
+        name = type(self).__name__
+        _check_nonneg(name, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        _check(name, not nesterov or (momentum > 0 and dampening == 0),
+               f"Nesterov momentum requires a momentum and zero dampening (got momentum={momentum}, "
+               f"dampening={dampening})")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
@@ -120,6 +138,8 @@ class AdaGrad(Optimizer):
 
     def __init__(self, params: Iterable[Tensor], lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+        _check_nonneg(type(self).__name__, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                      initial_accumulator_value=initial_accumulator_value, eps=eps)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps))
 
@@ -143,6 +163,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Tensor], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+        _check_nonneg(type(self).__name__, lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
 
@@ -176,7 +197,13 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        name, betas = type(self).__name__, tuple(betas)
+        _check(name, len(betas) == 2, f"betas must be a pair (beta1, beta2), got {betas}")
+        _check_nonneg(name, lr=lr, eps=eps)
+        for i, b in enumerate(betas):
+            _check(name, 0.0 <= b < 1.0, f"Invalid beta parameter at index {i}: {b}")
+        _check_nonneg(name, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad))
 
     def update(self, p, g, state, group):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,10 +30,18 @@ def _umask() -> int:
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``.
 
-    A crash or an exception leaves the old file (or nothing) in place, never half a file.
+    Missing parent folders are created. A crash or an exception leaves the old file (or nothing)
+    in place, never half a file. A parent that is a file, or a ``path`` that is a folder, raises
+    ``NotADirectoryError`` / ``IsADirectoryError`` naming the path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((q for q in (path.parent, *path.parent.parents) if q.exists() and not q.is_dir()), path.parent)
+        raise NotADirectoryError(f"cannot write {path}: {blocker} is a file, not a directory") from None
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(f"cannot write {path}: it is an existing directory")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f:
@@ -48,34 +57,99 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     return path
 
 
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: the same state gives the same bytes
+_MAX_ZIP_NAME = 0xFFFF  # the zip format stores a member name's length in 16 bits
+
+
+def _member_info(key: Any) -> zipfile.ZipInfo:
+    """The zip member ``<key>.npy`` for ``key``, or a clear error if ``key`` cannot be one."""
+    if not isinstance(key, str):
+        raise TypeError(f"save: keys must be strings, got {key!r} ({type(key).__name__})")
+    name = key + ".npy"
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"save: key {key!r} cannot be a zip member name (not encodable as UTF-8)") from None
+    if len(encoded) > _MAX_ZIP_NAME:
+        raise ValueError(f"save: key {key[:40]!r}... cannot be a zip member name "
+                         f"({len(encoded)} bytes, the limit is {_MAX_ZIP_NAME})")
+    info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+    if info.filename != name:  # zipfile cuts names at NUL and rewrites os.sep: the key would not round-trip
+        raise ValueError(f"save: key {key!r} cannot be a zip member name (it would be stored as {info.filename!r})")
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _write_npz(f, arrays: Mapping[str, tuple[zipfile.ZipInfo, np.ndarray]]) -> None:
+    # What np.savez does, minus its keyword-argument interface (which swallows keys such as
+    # 'file' or 'allow_pickle'): one '<key>.npy' member per array, written with numpy.lib.format.
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for info, arr in arrays.values():
+            with zf.open(info, mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
 def save(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``{name: array}`` to ``path`` as an uncompressed ``.npz`` (one array per key), atomically."""
-    arrays = OrderedDict()
+    """Write ``{name: array}`` to ``path`` as an uncompressed ``.npz`` (one array per key), atomically.
+
+    Any string key works (``'features.0.weight'``, ``'file'``, ``'allow_pickle'``, non-ASCII);
+    the result is a plain ``.npz`` that ``np.load(path, allow_pickle=False)`` reads.
+    """
+    arrays: OrderedDict[str, tuple[zipfile.ZipInfo, np.ndarray]] = OrderedDict()
     for k, v in state.items():
-        if not isinstance(k, str):
-            raise TypeError(f"save: keys must be strings, got {k!r}")
+        info = _member_info(k)
         arr = np.asarray(as_numpy(v.data if isinstance(v, Tensor) else v))
-        if arr.dtype == object:
+        if arr.dtype.hasobject:
             raise TypeError(f"save: value for {k!r} is not a numeric array (object arrays would need pickle)")
-        arrays[k] = arr
-    return atomic_write(path, lambda f: np.savez(f, **arrays))
+        arrays[k] = (info, arr)
+    for k in arrays:
+        if k.endswith(".npy") and k[: -len(".npy")] in arrays:
+            # np.load's z['x.npy'] would return the member of key 'x' (its lookup accepts member names too)
+            raise ValueError(f"save: keys {k[:-4]!r} and {k!r} together are ambiguous to np.load; rename one")
+    return atomic_write(path, lambda f: _write_npz(f, arrays))
 
 
 def load(path: str | os.PathLike) -> OrderedDict[str, np.ndarray]:
-    """Read a ``.npz`` written by :func:`save` into ``{name: ndarray}``; never executes code."""
+    """Read a ``.npz`` written by :func:`save` into ``{name: ndarray}``; never executes code.
+
+    A missing path raises ``FileNotFoundError``, a folder ``IsADirectoryError``; a file that is
+    not a readable ``.npz`` of plain arrays (not a zip, truncated, pickled objects) raises
+    :class:`CheckpointError`. All messages name the path.
+    """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise IsADirectoryError(f"load: {path} is a directory, not a checkpoint file")
+    if not path.exists():
         raise FileNotFoundError(f"load: no such checkpoint file: {path}")
+    key = None
     try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy gives an ndarray, not a context manager
-            raise CheckpointError(f"load: {path} is a single .npy array, not a .npz state dict")
-        with z:
-            return OrderedDict((k, z[k]) for k in z.files)
+        with open(path, "rb") as f:
+            head = f.read(max(len(np.lib.format.MAGIC_PREFIX), 4))
+            if head.startswith(np.lib.format.MAGIC_PREFIX):
+                raise CheckpointError(f"load: {path} is a single .npy array, not a .npz state dict")
+            if not head.startswith(b"PK"):
+                what = "the file is empty" if not head else f"it starts with {head!r}"
+                raise CheckpointError(f"load: {path} is not a .npz checkpoint (not a zip file; {what})")
+            f.seek(0)
+            out: OrderedDict[str, np.ndarray] = OrderedDict()
+            with zipfile.ZipFile(f) as zf:
+                # Read members by their exact names: np.load's lookup confuses keys 'x' and 'x.npy'.
+                for info in zf.infolist():
+                    if not info.filename.endswith(".npy"):
+                        raise CheckpointError(f"load: {path} is not a tinygrad_cnn checkpoint: "
+                                              f"member {info.filename!r} is not a .npy array")
+                    key = info.filename[: -len(".npy")]
+                    if key in out:
+                        raise CheckpointError(f"load: {path} is corrupt: array {key!r} is stored twice")
+                    with zf.open(info) as member:
+                        out[key] = np.lib.format.read_array(member, allow_pickle=False)
+            return out
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, NotImplementedError, zlib.error) as exc:
+        where = f" (array {key!r})" if key is not None else ""
         raise CheckpointError(
-            f"load: {path} is not a readable tinygrad_cnn checkpoint (truncated, corrupt or not an .npz; "
+            f"load: {path} is not a readable tinygrad_cnn checkpoint{where} (truncated, corrupt or not an .npz; "
             f"object arrays are refused): {type(exc).__name__}: {exc}"
         ) from None

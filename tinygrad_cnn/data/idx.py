@@ -8,7 +8,9 @@ Layout (all big-endian): two zero bytes, a type byte, the number of dimensions `
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -45,11 +47,14 @@ def _open(path: Path):
     return gzip.open(path, "rb") if head == _GZIP_MAGIC else open(path, "rb")
 
 
+_CHUNK = 1 << 24  # read in 16 MiB pieces: never ask read() for a size taken from an untrusted header
+
+
 def _read_exact(f, n: int) -> bytes:
-    """Read up to ``n`` bytes (fewer only at end of stream)."""
+    """Read up to ``n`` bytes (fewer only at end of stream); memory grows only with what is there."""
     chunks, left = [], n
     while left > 0:
-        chunk = f.read(left)
+        chunk = f.read(min(left, _CHUNK))
         if not chunk:
             break
         chunks.append(chunk)
@@ -92,23 +97,37 @@ def load_idx(path: str | os.PathLike[str]) -> np.ndarray:
                 )
             shape = struct.unpack(f">{ndim}I", dims_raw)
             dtype = IDX_DTYPES[type_code]
-            expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            # Read at most one byte past the expected size: enough to detect trailing data,
-            # and bounded memory even if the file is much larger than announced.
-            data = _read_exact(f, expected + 1)
+            # Python ints: a corrupt header with huge sizes must not overflow (np.prod wraps around).
+            expected = math.prod(shape) * dtype.itemsize
+            st = None if isinstance(f, gzip.GzipFile) else os.fstat(f.fileno())
+            streamed = st is None or not stat.S_ISREG(st.st_mode)  # a stream whose length is not known up front
+            if streamed:
+                # Read at most one byte past the expected size: enough to detect trailing data,
+                # and bounded memory even if the stream is much larger than announced.
+                data = _read_exact(f, expected + 1)
+                found = len(data)
+            else:
+                found = st.st_size - f.tell()  # a regular file: check the size before reading anything
+                data = _read_exact(f, expected) if found == expected else b""
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, FileNotFoundError | IsADirectoryError | PermissionError):
             raise
         raise DatasetError(f"{path}: corrupt or truncated gzip/IDX file ({type(e).__name__}: {e})") from e
-    if len(data) < expected:
+    if found < expected:
         raise DatasetError(
-            f"{path}: truncated IDX file: header says shape {shape} of {dtype.name} "
-            f"({expected} data bytes) but only {len(data)} bytes follow the header"
+            f"{path}: truncated IDX file: header says shape {shape} of {dtype.name}, "
+            f"expected {expected} data bytes after the header, found {found}"
         )
-    if len(data) > expected:
+    if found > expected:
+        extra = "" if streamed else f"{found - expected} "  # a stream is only read one byte past the end
         raise DatasetError(
-            f"{path}: IDX file has trailing bytes after the {expected} data bytes "
+            f"{path}: IDX file has {extra}trailing bytes after the {expected} data bytes "
             f"announced for shape {shape} of {dtype.name}"
         )
-    arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    if len(data) != expected:  # the file changed while it was being read
+        raise DatasetError(f"{path}: truncated IDX file: expected {expected} data bytes, found {len(data)}")
+    try:
+        arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    except ValueError as e:  # e.g. a zero dimension next to sizes whose product NumPy cannot represent
+        raise DatasetError(f"{path}: IDX header shape {shape} of {dtype.name} is not a valid array shape ({e})") from e
     return arr.astype(dtype.newbyteorder("="), copy=True)
