@@ -361,6 +361,19 @@ def test_forward_hook_sees_calls_and_can_replace_output():
 # --------------------------------------------------------------------------- pictures
 
 
+def test_pictures_are_saved_in_the_format_their_suffix_names(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tinygrad_cnn.viz import plot_filters
+
+    w = np.random.default_rng(0).standard_normal((4, 1, 3, 3)).astype(np.float32)
+    assert (plot_filters(w, tmp_path / "f.svg")).read_bytes().lstrip().startswith(b"<?xml")
+    assert (plot_filters(w, tmp_path / "f.pdf")).read_bytes().startswith(b"%PDF-")
+    assert (plot_filters(w, tmp_path / "f")).read_bytes().startswith(b"\x89PNG")  # no suffix: png
+    with pytest.raises(ValueError, match=r"cannot write a \.jpeg picture .*use a \.png, \.svg, \.pdf file name"):
+        plot_filters(w, tmp_path / "f.jpeg")
+    assert not (tmp_path / "f.jpeg").exists()
+
+
 def test_plot_filters_pixel_size_and_scaling(tmp_path):
     pytest.importorskip("matplotlib")
     from tinygrad_cnn.viz import plot_filters

@@ -6,6 +6,15 @@ import argparse
 import sys
 from typing import Any
 
+from ._common import (
+    add_input_shape_argument,
+    check_input_shape,
+    load_weights,
+    positive_int,
+    resolve_checkpoint,
+    shape_kwargs,
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..models import MODELS
@@ -13,13 +22,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, choices=tuple(MODELS),
                    help="which model (default: the checkpoint's meta.model)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
-                   help="weights: a training checkpoint (model.<param>, meta.model) or a plain state-dict .npz")
+                   help="weights: a training checkpoint (model.<param>, meta.model) or its run directory, or a "
+                        "plain state-dict .npz")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default %(default)s)")
     p.add_argument("--no-dynamic-batch", dest="dynamic_batch", action="store_false",
                    help="fix the batch size to --batch-size instead of a symbolic 'batch' dimension")
-    p.add_argument("--batch-size", type=int, default=1, help="batch size of the example input (default 1)")
-    p.add_argument("--input-shape", default=None, metavar="C,H,W",
-                   help="one input's shape (default: the model's, e.g. 1,28,28; 3,224,224 for alexnet)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size of the example input (default 1)")
+    add_input_shape_argument(p, "one input's shape (default: the model's, e.g. 1,28,28; 3,224,224 for alexnet); "
+                                "the model is built for it where its constructor allows (in_channels, input_size, "
+                                "input_dim)")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="the .onnx file to write")
 
 
@@ -35,7 +46,8 @@ def _as_str(v: Any) -> str:
 
 
 def read_checkpoint(path: str) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
-    """``(state_dict, model name or None, model kwargs)`` from a training checkpoint or a state-dict ``.npz``.
+    """``(state_dict, model name or None, model kwargs)`` from a training checkpoint (file or run directory)
+    or a state-dict ``.npz``.
 
     Training checkpoints keep the weights under ``model.<param>``, the model name under
     ``meta.model`` and constructor arguments under ``model_kwargs`` of the JSON ``meta.config``.
@@ -44,7 +56,7 @@ def read_checkpoint(path: str) -> tuple[dict[str, Any], str | None, dict[str, An
 
     from ..serialization import load
 
-    arrays = load(path)
+    arrays = load(resolve_checkpoint(path))
     name = _as_str(arrays["meta.model"]) if "meta.model" in arrays else None
     kwargs: dict[str, Any] = {}
     if "meta.config" in arrays:
@@ -58,16 +70,10 @@ def read_checkpoint(path: str) -> tuple[dict[str, Any], str | None, dict[str, An
     return state, name, kwargs
 
 
-def _input_shape(text: str | None, default: tuple[int, ...], kwargs: dict[str, Any]) -> tuple[int, ...]:
-    """``--input-shape C,H,W``, else the model's default adjusted by the checkpoint's model kwargs."""
-    if text:
-        try:
-            shape = tuple(int(v) for v in text.replace("x", ",").split(","))
-        except ValueError:
-            raise ValueError(f"--input-shape must look like C,H,W (e.g. 1,28,28), got {text!r}") from None
-        if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"--input-shape must be three positive sizes C,H,W, got {text!r}")
-        return shape
+def _input_shape(shape: tuple[int, ...] | None, default: tuple[int, ...], kwargs: dict[str, Any]) -> tuple[int, ...]:
+    """``--input-shape`` (parsed), else the model's default adjusted by the checkpoint's model kwargs."""
+    if shape:
+        return tuple(shape)
     if "input_dim" in kwargs:
         return tuple(int(v) for v in kwargs["input_dim"])
     c, h, w = default
@@ -80,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except ImportError as exc:
         hint = "; install the ONNX extra: pip install 'tinygrad-cnn[onnx]'" if "onnx" in str(exc.name) else ""
-        print(f"export: error: {exc}{hint}", file=sys.stderr)
+        print(f"tinygrad-cnn export: error: {exc}{hint}", file=sys.stderr)
     except (ValueError, KeyError, TypeError, OSError, NotImplementedError, RuntimeError) as exc:
-        print(f"export: error: {exc}", file=sys.stderr)
+        print(f"tinygrad-cnn export: error: {exc}", file=sys.stderr)
     return 1
 
 
@@ -100,14 +106,19 @@ def _run(args: argparse.Namespace) -> int:
     if name is None:
         raise ValueError("pass --model NAME" + (f" ({args.checkpoint} has no meta.model)" if args.checkpoint else ""))
     if args.model and meta_name and args.model.replace("_", "-").lower() != meta_name.replace("_", "-").lower():
-        print(f"export: note: {args.checkpoint} was trained as {meta_name}; exporting it as {args.model}",
+        print(f"tinygrad-cnn export: note: {args.checkpoint} was trained as {meta_name}; exporting it as {args.model}",
               file=sys.stderr)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = models.get_model(name, **(kwargs if meta_name == name else {}))
+    kwargs = kwargs if meta_name == name else {}
+    if args.input_shape:  # build the model for that input where its constructor allows
+        kwargs = {**kwargs, **shape_kwargs(name, args.input_shape)}
+    model = models.get_model(name, **kwargs)
     if args.checkpoint:
-        model.load_state_dict(state)
-    shape = _input_shape(args.input_shape, models.input_shape(name), kwargs if meta_name == name else {})
+        load_weights(model, state, name, args.checkpoint, meta_name)
+    shape = _input_shape(args.input_shape, models.input_shape(name), kwargs)
+    if args.input_shape:
+        check_input_shape(model, name, shape)  # a model with fixed sizes (LeNet5: 28x28) names the op that fails
     x = Tensor(np.zeros((args.batch_size, *shape), dtype=np.float32))
     proto = to_onnx(model, x, dynamic_batch=args.dynamic_batch, opset=args.opset)
     path = write_model(proto, args.output)

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from ._common import load_weights, positive_int
+
 TRAIN_MODELS = ("simpleconvnet", "lenet5", "lenet5-classic", "alexnet-small", "deepconvnet")
 DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
@@ -55,7 +57,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz written by `train` (or its run directory)")
     p.add_argument("--dataset", choices=DATASETS, help="data set (default: the one the model was trained on)")
     p.add_argument("--split", choices=("test", "train"), default="test", help="which split to score (default test)")
-    p.add_argument("--batch-size", type=int, default=500, help="evaluation batch size (default 500)")
+    p.add_argument("--batch-size", type=positive_int, default=500, help="evaluation batch size (default 500)")
     p.add_argument("--data-dir", help="directory holding the IDX files")
 
 
@@ -169,14 +171,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         ck = load_checkpoint(args.checkpoint)
     except (FileNotFoundError, CheckpointError) as exc:
-        print(f"evaluate: {exc}", file=sys.stderr)
+        print(f"tinygrad-cnn evaluate: error: {exc}", file=sys.stderr)
         return 2
     name = ck.config.get("model")
     if not name:
-        print(f"evaluate: {ck.path} does not say which model it holds (no 'model' in meta.config)", file=sys.stderr)
+        print(f"tinygrad-cnn evaluate: error: {ck.path} does not say which model it holds (no 'model' in "
+              "meta.config)", file=sys.stderr)
         return 2
     model = tc.models.get_model(name, **ck.config.get("model_kwargs", {}))
-    model.load_state_dict(ck.model)
+    load_weights(model, ck.model, name, str(ck.path), None)
     dataset = args.dataset or ck.config.get("dataset", "mnist-sample")
     train, test = load_dataset(dataset, root=args.data_dir)
     x, y = test if args.split == "test" else train

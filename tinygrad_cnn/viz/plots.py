@@ -53,8 +53,17 @@ def _cell(fig, row: int, col: int, top_in: float, cell_in: float, pad: float = 0
     return ax
 
 
+PICTURE_FORMATS = ("png", "svg", "pdf")
+
+
 def _save_png(fig, path: str | os.PathLike, dpi: int) -> Path:
-    return atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi))
+    """Save ``fig`` atomically in the format ``path``'s suffix names: png (also without a suffix), svg or pdf."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    if fmt not in PICTURE_FORMATS:
+        raise ValueError(f"cannot write a .{fmt} picture ({path}); use a "
+                         + ", ".join(f".{f}" for f in PICTURE_FORMATS) + " file name")
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi))
 
 
 def plot_filters(conv_weight: Any, path: str | os.PathLike, title: str | None = None, ncols: int | None = None,
