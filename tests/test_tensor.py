@@ -14,10 +14,11 @@ def test_construction_and_properties():
     x = Tensor(a, requires_grad=True, name="x")
     assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2
     assert x.dtype == np.float64 and x.requires_grad and x.is_leaf and x.grad_fn is None and x.name == "x"
-    assert x.data is a  # an ndarray of a supported dtype is not copied
-    np.testing.assert_array_equal(x.numpy(), a)
-    np.testing.assert_array_equal(np.asarray(x), a)
-    assert Tensor(x).data is a  # Tensor(Tensor) shares the array
+    a[0, 0] = 10.0  # the Tensor owns a copy, as torch.tensor (x.detach() shares, Tensor() does not)
+    assert x.data is not a and x.data[0, 0] == 0.0
+    np.testing.assert_array_equal(x.numpy(), np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(np.asarray(x), x.data)
+    assert Tensor(x).data is not x.data and x.detach().data is x.data
     assert Tensor([[1, 2], [3, 4]]).shape == (2, 2)
     assert Tensor(np.float64(3.0)).item() == 3.0
     assert Tensor(np.zeros(3), dtype=np.float32).dtype == np.float32
@@ -118,3 +119,148 @@ def test_ndarray_on_the_left_dispatches_to_tensor():
     y = a * x + a - x
     assert isinstance(y, Tensor) and y.requires_grad
     np.testing.assert_array_equal(y.data, 2 * a - 1)
+
+
+# ----------------------------------------------------------------------------- the PyTorch surface
+
+
+def test_in_place_updates_under_no_grad_train_the_parameter():
+    """``q -= lr * q.grad`` under no_grad updates the parameter's array (the micrograd/book loop)."""
+    from tinygrad_cnn import nn
+
+    lin = nn.Linear(3, 2)
+    w0 = lin.weight.data.copy()
+    (lin(Tensor(np.ones((4, 3), np.float32))) ** 2).sum().backward()
+    with tc.no_grad():
+        for q in lin.parameters():
+            q -= 0.1 * q.grad
+    np.testing.assert_allclose(lin.weight.data, w0 - 0.1 * lin.weight.grad.data)
+    assert lin.weight.is_leaf and [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+    t = Tensor(np.array([1.0, 2.0], np.float32))
+    t *= 3
+    t /= 2
+    t += np.float64(1)
+    assert t.dtype == np.float32
+    np.testing.assert_array_equal(t.data, [2.5, 4.0])
+
+
+def test_in_place_on_a_recorded_graph_as_torch():
+    torch = pytest.importorskip("torch")
+    p = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad cannot be modified in place"):
+        p += 1
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x * 2
+    h += x * x  # recorded: the gradient flows through both terms
+    h.sum().backward()
+    tx = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    th = tx * 2
+    th += tx * tx
+    th.sum().backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy())
+    ints = Tensor(np.array([1, 2]))
+    with pytest.raises(TypeError, match="add in place"):
+        ints += 0.5  # a float result does not fit an int tensor (torch raises too)
+
+
+def test_comparisons_are_elementwise_bool_tensors():
+    pred, y = Tensor(np.array([0, 1, 2])), np.array([0, 2, 2])
+    for got in (pred == y, y == pred, pred == Tensor(y)):
+        assert isinstance(got, Tensor) and got.dtype == bool
+        np.testing.assert_array_equal(got.data, [True, False, True])
+    assert abs(float((pred == y).mean()) - 2 / 3) < 1e-6  # the usual accuracy line
+    x = Tensor(np.array([-1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal((x > 0).data, [False, False, True])
+    np.testing.assert_array_equal((x <= 0).data, [True, True, False])
+    np.testing.assert_array_equal((np.zeros(3) < x).data, [False, False, True])
+    np.testing.assert_array_equal((x != 0).data, [True, False, True])
+    assert x in {x} and len({x, Tensor(x)}) == 2  # hashing stays by identity
+    with pytest.raises(ValueError, match="equal: shapes"):
+        _ = x == np.ones(2)
+
+
+def test_one_element_tensors_convert_to_python_scalars():
+    assert float(Tensor(2.5)) == 2.5 and int(Tensor(np.array([4]))) == 4
+    assert f"{Tensor(2.5):.2f}" == "2.50" and f"{Tensor([1.0, 2.0])}".startswith("Tensor(")
+    assert bool(Tensor([0.0])) is False and bool(Tensor(3.0)) is True
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(Tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="one-element"):
+        float(Tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="0-d"):
+        len(Tensor(1.0))
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(Tensor(1.0))
+    rows = list(Tensor(np.arange(6.0).reshape(3, 2)))
+    assert len(rows) == 3 and rows[1].shape == (2,) and rows[1].data.tolist() == [2.0, 3.0]
+    assert np.mean([Tensor(1.0), Tensor(2.0)]) == 1.5  # averaging a list of losses
+    assert Tensor([Tensor(1.0), Tensor(2.0)]).shape == (2,)
+    with pytest.raises(TypeError, match="None"):
+        Tensor(None)
+
+
+def test_mixed_int_and_float_operands_promote_as_torch():
+    ints, f32 = Tensor(np.array([1, 2])), Tensor(np.ones(2, np.float32))
+    assert (ints + 0.5).dtype == (ints / 2).dtype == (f32 + ints).dtype == (ints * f32).dtype == np.float32
+    assert (ints + 1).dtype == np.int64 and (Tensor(np.ones(2)) + ints).dtype == np.float64
+    np.testing.assert_allclose((ints / 2).data, [0.5, 1.0])
+
+
+def test_grad_modes_as_context_managers_decorators_and_calls():
+    @tc.no_grad()
+    def countdown(n):
+        return tc.is_grad_enabled() if n == 0 else countdown(n - 1)
+
+    assert countdown(3) is False and tc.is_grad_enabled()  # recursion restores the mode
+
+    @tc.no_grad
+    def bare():
+        return tc.is_grad_enabled()
+
+    assert bare() is False and tc.is_grad_enabled()
+    tc.set_grad_enabled(False)  # a plain call switches, as torch.set_grad_enabled
+    assert not tc.is_grad_enabled()
+    with tc.enable_grad():
+        assert tc.is_grad_enabled()
+    assert not tc.is_grad_enabled()
+    tc.set_grad_enabled(True)
+    with tc.set_grad_enabled(False):
+        assert not tc.is_grad_enabled()
+    assert tc.is_grad_enabled()
+    ctx = tc.no_grad()
+    with ctx:
+        with ctx:
+            pass
+        assert not tc.is_grad_enabled()
+    assert tc.is_grad_enabled()
+
+
+def test_flatten_checks_its_dims_and_takes_end_dim():
+    x = Tensor(np.zeros((2, 3, 4)))
+    assert x.flatten(0).shape == (24,) and x.flatten(1).shape == (2, 12) and x.flatten(-2).shape == (2, 12)
+    assert x.flatten(0, 1).shape == (6, 4) and x.flatten(1, -1).shape == (2, 12) and x.flatten(2).shape == (2, 3, 4)
+    assert Tensor(np.zeros((0, 3, 4))).flatten(1).shape == (0, 12) and Tensor(2.0).flatten(0).shape == (1,)
+    for bad in ((3,), (-4,), (5,)):
+        with pytest.raises(IndexError, match="flatten"):
+            x.flatten(*bad)
+    with pytest.raises(ValueError, match="start_dim"):
+        x.flatten(2, 1)
+
+
+def test_tensors_own_their_arrays_and_gradients():
+    """As torch.tensor: Tensor(ndarray) copies; gradients are never a caller's array or shared."""
+    from tinygrad_cnn import nn, optim
+
+    w0 = np.ones((2, 2), np.float32)
+    p = nn.Parameter(w0)
+    (p * 2).sum().backward()
+    optim.SGD([p], lr=0.1).step()
+    assert w0[0, 0] == 1.0 and p.data[0, 0] == np.float32(0.8)
+    seed = np.ones(2)
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x + 0).backward(Tensor(seed))
+    seed[0] = 99.0
+    assert x.grad.data[0] == 1.0
+    a, b = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    (a + b).backward(Tensor(np.ones(2)))
+    assert a.grad.data is not b.grad.data

@@ -13,7 +13,6 @@ below its forward. Activations, losses, convolution and pooling live in ``functi
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import heapq
 import itertools
@@ -69,28 +68,78 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-@contextlib.contextmanager
-def set_grad_enabled(mode: bool):
-    global _grad_enabled
-    old, _grad_enabled = _grad_enabled, bool(mode)
-    try:
-        yield
-    finally:
-        _grad_enabled = old
+class _GradMode:
+    """Switch recording to ``mode`` inside ``with``, or around every call of a decorated function.
 
+    Each entry saves the mode it replaces on a stack, so one instance can be re-entered and a
+    decorated function can recurse. ``@no_grad`` works with and without parentheses (as PyTorch).
+    """
 
-class no_grad(contextlib.ContextDecorator):
-    """Context manager (and decorator) under which ops record nothing."""
+    mode = False
+
+    def __new__(cls, *args: Any):
+        if cls is not set_grad_enabled and len(args) == 1 and callable(args[0]):
+            return cls()(args[0])  # bare @no_grad / @enable_grad
+        return super().__new__(cls)
+
+    def __init__(self) -> None:
+        self._saved: list[bool] = []
 
     def __enter__(self):
         global _grad_enabled
-        self._old, _grad_enabled = _grad_enabled, False
+        self._saved.append(_grad_enabled)
+        _grad_enabled = self.mode
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> bool:
         global _grad_enabled
-        _grad_enabled = self._old
+        _grad_enabled = self._saved.pop()
         return False
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            global _grad_enabled
+            saved, _grad_enabled = _grad_enabled, mode
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _grad_enabled = saved
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Context manager (and decorator) under which ops record nothing."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Context manager (and decorator) that turns recording back on, e.g. inside ``no_grad``."""
+
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """``set_grad_enabled(mode)`` switches recording now (as PyTorch); as a context manager or a
+    decorator it restores the previous mode afterwards."""
+
+    def __init__(self, mode: bool) -> None:
+        global _grad_enabled
+        self._saved, self.mode = [], bool(mode)
+        self._before, _grad_enabled = _grad_enabled, self.mode
+
+    def __enter__(self):
+        self._saved.append(self._before)  # the switch happened in __init__
+        return self
+
+    def __call__(self, fn):
+        global _grad_enabled
+        _grad_enabled = self._before  # used as a decorator: only the calls switch
+        return super().__call__(fn)
 
 
 # --------------------------------------------------------------------------- dtype policy
@@ -106,6 +155,8 @@ def _to_array(data: Any, dtype: Any = None):
     """
     if isinstance(data, Tensor):
         data = data.data
+    if data is None:
+        raise TypeError("Tensor: cannot build a tensor from None")
     if is_array(data):
         arr = data if dtype is None else data.astype(dtype, copy=False)
     elif isinstance(data, np.generic):
@@ -156,7 +207,10 @@ class Tensor:
     _kept = False  # a recorded op keeps these values for its backward: no in-place writes
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
-        self.data = _to_array(data, dtype)
+        arr = _to_array(data, dtype)
+        if arr is data or arr is getattr(data, "data", None):
+            arr = arr.copy()  # as torch.tensor: the Tensor owns its values (x.detach() shares them)
+        self.data = arr
         self.grad: Tensor | None = None
         self.creator: Function | None = None
         self.generation = 0
@@ -214,7 +268,95 @@ class Tensor:
         return self.transpose()
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    # -- Python scalars from one-element tensors (as PyTorch) ------------------------
+    def _scalar(self, what: str):
+        if self.data.size != 1:
+            raise TypeError(f"{what}: only one-element tensors can be converted to Python scalars, "
+                            f"got shape {self.shape}")
+        return self.data.item()
+
+    def __float__(self) -> float:
+        return float(self._scalar("float()"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int()"))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"bool(): the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.data.item())
+
+    def __format__(self, spec: str) -> str:
+        return format(self.data.item(), spec) if spec and self.data.size == 1 else format(str(self), spec)
+
+    # -- comparisons: elementwise bool tensors, never recorded (as PyTorch) --------------
+    __hash__ = object.__hash__  # tensors stay usable as dict keys / set members (by identity)
+
+    def _compare(self, other: Any, ufunc: str) -> Tensor:
+        b = other.data if isinstance(other, Tensor) else other
+        try:
+            return Tensor._wrap(getattr(get_array_module(self.data), ufunc)(self.data, b))
+        except ValueError:
+            raise ValueError(f"{ufunc}: shapes {self.shape} and {np.shape(b)} do not broadcast") from None
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, "equal")
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, "not_equal")
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, "less")
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, "less_equal")
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, "greater")
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, "greater_equal")
+
+    # -- in-place arithmetic: x += y, ... ------------------------------------------------
+    def _inplace(self, other: Any, op, ufunc: str) -> Tensor:
+        """``self op= other``. Where nothing is recorded (``tc.no_grad()``, or no operand requires grad)
+        the array is updated in place, so ``p -= lr * p.grad`` under ``no_grad`` trains ``p``. Where the
+        result is recorded, ``op(self, other)`` builds a new node and the name is rebound to it; a leaf
+        that requires grad refuses, as in PyTorch."""
+        if _grad_enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+            if self.creator is None and self.requires_grad:
+                raise RuntimeError("a leaf tensor that requires grad cannot be modified in place while grad is "
+                                   "recorded; update it under `with tc.no_grad():`")
+            return op(self, other)
+        b = other.data if isinstance(other, Tensor) else other
+        try:
+            getattr(get_array_module(self.data), ufunc)(self.data, b, out=self.data, casting="same_kind")
+        except TypeError as exc:  # numpy's UFuncTypeError: a float result into an int tensor, ...
+            raise TypeError(f"{ufunc} in place: {exc}") from None
+        except ValueError:
+            raise ValueError(f"{ufunc} in place: shape {np.shape(b)} does not broadcast to {self.shape}") from None
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(other, add, "add")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(other, sub, "subtract")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(other, mul, "multiply")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(other, div, "true_divide")
 
     def numpy(self) -> np.ndarray:
         return as_numpy(self.data)
@@ -333,8 +475,8 @@ class Tensor:
             axes = tuple(axes[0])
         return Transpose(axes or None)(self)
 
-    def flatten(self, start_dim: int = 1) -> Tensor:
-        return flatten(self, start_dim)
+    def flatten(self, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+        return flatten(self, start_dim, end_dim)
 
     def broadcast_to(self, shape) -> Tensor:
         return broadcast_to(self, shape)
@@ -376,9 +518,10 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
         dt = like.dtype if _is_float(like.data) else (np.float32 if isinstance(x, float) else like.dtype)
         xp = get_array_module(like.data)
         return Tensor._wrap(xp.asarray(x, dtype=dt))
-    if like is not None and is_array(x) and x.ndim == 0 and x.dtype.kind == "f" and _is_float(like.data):
-        return Tensor._wrap(x.astype(like.dtype))  # a 0-d float array acts as a scalar, as a 0-d tensor in PyTorch
-    return Tensor(x)
+    if like is not None and is_array(x) and x.ndim == 0 and x.dtype.kind == "f":
+        # a 0-d float array acts as a scalar, as a 0-d tensor in PyTorch
+        return Tensor._wrap(x.astype(like.dtype if _is_float(like.data) else np.float32))
+    return Tensor._wrap(_to_array(x))  # an operand: no copy
 
 
 # --------------------------------------------------------------------------- Function
@@ -625,8 +768,8 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
         return found
     for k, t in leaves.items():
         g = grads[k]
-        if not create_graph:
-            g = Tensor._wrap(g.data)
+        if not create_graph:  # a gradient array something else may hold (the seed, a shared one) is copied
+            g = Tensor._wrap(g.data if id(g) in owned else g.data.copy())
         t.grad = g if t.grad is None else t.grad + g
     return None
 
@@ -809,16 +952,29 @@ class Cast(Function):
         return gy.astype(self.src)
 
 
-def _operands(a, b) -> tuple[Tensor, Tensor]:
+def _operands(a, b, true_divide: bool = False) -> tuple[Tensor, Tensor]:
+    """Both operands as Tensors, with PyTorch's type promotion where NumPy's differs: a float
+    operand keeps its dtype against an integer one (``int64 + float32`` is float32, not float64),
+    and dividing integers gives float32."""
     if isinstance(a, Tensor):
-        return a, as_tensor(b, a)
-    b = as_tensor(b)
-    return as_tensor(a, b), b
+        a, b = a, as_tensor(b, a)
+    else:
+        b = as_tensor(b)
+        a = as_tensor(a, b)
+    fa, fb = _is_float(a.data), _is_float(b.data)
+    if fa != fb:
+        if fa:
+            b = Tensor._wrap(b.data.astype(a.dtype))
+        else:
+            a = Tensor._wrap(a.data.astype(b.dtype))
+    elif true_divide and not fa:
+        a, b = Tensor._wrap(a.data.astype(np.float32)), Tensor._wrap(b.data.astype(np.float32))
+    return a, b
 
 
 def _elementwise(fn: Function, name: str, a, b) -> Tensor:
     """``fn(a, b)`` with broadcasting; shapes that do not broadcast raise an error naming the op."""
-    a, b = _operands(a, b)
+    a, b = _operands(a, b, true_divide=name == "div")
     try:
         return fn(a, b)
     except ValueError:
@@ -1046,9 +1202,16 @@ def sum_to(x: Tensor, shape) -> Tensor:
     return x if x.shape == tuple(shape) else SumTo(shape)(x)
 
 
-def flatten(x: Tensor, start_dim: int = 1) -> Tensor:
-    start = start_dim % x.ndim if x.ndim else 0
-    return x.reshape(*x.shape[:start], -1)
+def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+    """Merge dimensions ``start_dim..end_dim`` (inclusive) into one, as ``torch.flatten``."""
+    _check_axis("flatten", (start_dim, end_dim), x.ndim)
+    if x.ndim == 0:
+        return x.reshape(1)
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
+    merged = int(np.prod(x.shape[start:end + 1]))
+    return x.reshape(*x.shape[:start], merged, *x.shape[end + 1:])
 
 
 class GetItem(Function):
