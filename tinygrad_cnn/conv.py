@@ -733,10 +733,55 @@ class Conv2dWeightGrad(Function):
         return g_x, g_gy
 
 
+class PaddingError(ValueError, RuntimeError):
+    """A bad padding string: a ValueError (as this library's argument errors, and ``nn.Conv2d``'s in
+    PyTorch) that is also the RuntimeError PyTorch's ``F.conv2d`` raises."""
+
+
+def _same_padding(op: str, stride, kernel) -> tuple[tuple[int, int], tuple[int, int]]:
+    """PyTorch's ``padding='same'``: (symmetric padding, extra bottom/right padding) for stride 1.
+
+    The total padding ``k - 1`` is split ``(k - 1) // 2`` before and the rest after, so an even
+    kernel pads one more pixel at the bottom/right (PyTorch pads the input for that extra pixel).
+    """
+    if tuple(stride) != (1, 1):
+        raise PaddingError(f"{op}: padding='same' is not supported for strided convolutions (stride {tuple(stride)})")
+    sym = tuple((k - 1) // 2 for k in kernel)
+    return (sym[0], sym[1]), (kernel[0] - 1 - 2 * sym[0], kernel[1] - 1 - 2 * sym[1])
+
+
+def conv_padding(op: str, padding, stride, kernel) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``padding`` (an int, a pair, ``'valid'`` or ``'same'``) -> (symmetric (ph, pw), extra bottom/right)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            return _same_padding(op, stride, kernel)
+        raise PaddingError(f"{op}: invalid padding string {padding!r}, should be one of 'valid', 'same' "
+                           f"or an int or a pair of ints")
+    return _pair(padding, "padding", op, 0), (0, 0)
+
+
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
-           padding: IntPair = 0) -> Tensor:
-    """2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W), weight (OC, C, kh, kw)."""
-    s, p = _pair(stride, "stride", "conv2d", 1), _pair(padding, "padding", "conv2d", 0)
+           padding: IntPair | str = 0) -> Tensor:
+    """2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W), weight (OC, C, kh, kw).
+
+    ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` (none) or ``'same'`` (output as large as
+    the input; stride 1 only, as PyTorch: an even kernel pads one more pixel at the bottom/right,
+    done by padding the input explicitly).
+    """
+    s = _pair(stride, "stride", "conv2d", 1)
+    if isinstance(padding, str):
+        w_shape = getattr(weight, "shape", None)
+        if w_shape is None or len(w_shape) != 4:
+            raise ValueError(f"conv2d: weight must be 4-D (OC, C, kh, kw), got shape {w_shape}")
+        p, (eh, ew) = conv_padding("conv2d", padding, s, tuple(w_shape[2:]))
+        if eh or ew:
+            from .functional import pad  # functional imports this module
+
+            x = pad(x, (0, ew, 0, eh))
+    else:
+        p = _pair(padding, "padding", "conv2d", 0)
     args = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d(s, p)(*args)
 
@@ -750,30 +795,100 @@ def conv_transpose2d(gy: Tensor, weight: Tensor, stride: IntPair, padding: IntPa
 # --------------------------------------------------------------------------- pooling
 
 
-def _pool_params(op, x, kernel_size, stride, padding):
+def _pool_params(op, x, kernel_size, stride, padding, ceil_mode=False):
     _check_4d(op, "input", x.data)
     kh, kw = _pair(kernel_size, "kernel_size", op, 1)
     sh, sw = _pair(kernel_size if stride is None else stride, "stride", op, 1)
     ph, pw = _pair(padding, "padding", op, 0)
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{op}: padding ({ph}, {pw}) should be at most half of kernel_size ({kh}, {kw})")
-    _out_hw(op, x.shape, kh, kw, sh, sw, ph, pw)
+    _pool_out_hw(op, x.shape, kh, kw, sh, sw, ph, pw, ceil_mode)
     return (kh, kw), (sh, sw), (ph, pw)
+
+
+def pool_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, ceil_mode: bool = False) -> int:
+    """Pooling output size along one axis, PyTorch's rule.
+
+    Floor by default; with ``ceil_mode`` the size is rounded up, except that the last window must
+    start inside the input or its left padding (a window starting in the right padding is dropped).
+    """
+    if not ceil_mode:
+        return conv_output_size(size, kernel, stride, padding)
+    out = (size + 2 * padding - kernel + stride - 1) // stride + 1
+    if out > 0 and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _pool_out_hw(op: str, shape, kh, kw, sh, sw, ph, pw, ceil_mode: bool) -> tuple[int, int]:
+    if not ceil_mode:
+        return _out_hw(op, shape, kh, kw, sh, sw, ph, pw)
+    h, w = shape[-2], shape[-1]
+    oh, ow = pool_output_size(h, kh, sh, ph, True), pool_output_size(w, kw, sw, pw, True)
+    if oh < 1 or ow < 1:  # ceil_mode accepts a window larger than the padded input, as PyTorch, if one fits
+        raise ValueError(f"{op}: output size ({oh}, {ow}) is too small for input {tuple(shape)}, kernel ({kh}, {kw}), "
+                         f"stride ({sh}, {sw}), padding ({ph}, {pw}), ceil_mode=True")
+    return oh, ow
+
+
+def _pool_extra(h: int, w: int, kh, kw, sh, sw, ph, pw, oh, ow) -> tuple[int, int]:
+    """How far the last ceil-mode windows hang over the bottom/right padding (0 in floor mode)."""
+    return max(0, (oh - 1) * sh + kh - h - 2 * ph), max(0, (ow - 1) * sw + kw - w - 2 * pw)
+
+
+def _pad_pool(x, ph: int, pw: int, eh: int, ew: int, value: float = 0.0):
+    """:func:`pad2d`, plus ``eh``/``ew`` more rows/columns of ``value`` at the bottom/right."""
+    if not (eh or ew):
+        return pad2d(x, ph, pw, value)
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    out = xp.full((n, c, h + 2 * ph + eh, w + 2 * pw + ew), value, dtype=x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def _avg_divisor(h: int, w: int, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew, count_include_pad: bool, xp, dtype):
+    """The ``(OH, OW)`` divisor of every average-pooling window, or None when it is ``kh*kw`` everywhere.
+
+    PyTorch's rule: a window is clipped to the padded input (ceil-mode windows hanging over its
+    bottom/right edge lose that part); ``count_include_pad=False`` then counts only real pixels.
+    """
+    if not (eh or ew) and (count_include_pad or not (ph or pw)):
+        return None
+
+    def counts(size, k, s, p, o):
+        start = s * xp.arange(o) - p
+        end = xp.minimum(start + k, size + p)
+        if count_include_pad:
+            return end - start
+        return xp.minimum(end, size) - xp.maximum(start, 0)
+
+    return (counts(h, kh, sh, ph, oh)[:, None] * counts(w, kw, sw, pw, ow)[None, :]).astype(dtype)
 
 
 class _Pool(Function):
     keeps_inputs = False  # pooling and its adjoints route gradients with saved argmax/shapes
 
-    def __init__(self, kernel, stride, padding):
-        self.kernel, self.stride, self.padding = kernel, stride, padding
+    def __init__(self, kernel, stride, padding, ceil_mode: bool = False):
+        self.kernel, self.stride, self.padding, self.ceil_mode = kernel, stride, padding, bool(ceil_mode)
 
     def geometry(self, shape):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        oh, ow = _out_hw(self.name, shape, kh, kw, sh, sw, ph, pw)
+        oh, ow = _pool_out_hw(self.name, shape, kh, kw, sh, sw, ph, pw, self.ceil_mode)
         return kh, kw, sh, sw, ph, pw, oh, ow
 
+    def extra(self, shape) -> tuple[int, int]:
+        """Padding beyond ``padding`` at the bottom/right that ceil-mode windows reach ((0, 0) in floor mode)."""
+        if not self.ceil_mode:
+            return 0, 0
+        kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(shape)
+        return _pool_extra(shape[-2], shape[-1], kh, kw, sh, sw, ph, pw, oh, ow)
+
     def attrs(self):
-        return {"kernel_size": self.kernel, "stride": self.stride, "padding": self.padding}
+        a = {"kernel_size": self.kernel, "stride": self.stride, "padding": self.padding}
+        if self.ceil_mode:
+            a["ceil_mode"] = True
+        return a
 
 
 class MaxPool2d(_Pool):
@@ -789,7 +904,7 @@ class MaxPool2d(_Pool):
     def forward(self, x):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x.shape)
         xp = get_array_module(x)
-        xpad = pad2d(x, ph, pw, -xp.inf)
+        xpad = _pad_pool(x, ph, pw, *self.extra(x.shape), -xp.inf)
         n, c = x.shape[:2]
         y = xp.empty((n, c, oh, ow), dtype=x.dtype)
         with_arg = is_grad_enabled() and self.needs_input_grad[0]  # else nothing to route back: max only
@@ -893,21 +1008,24 @@ class MaxPool2dScatter(_Pool):
     """Route ``gy (N, C, OH, OW)`` to each window's argmax: the gradient of max-pooling."""
 
     def __init__(self, pool: MaxPool2d, in_shape):
-        super().__init__(pool.kernel, pool.stride, pool.padding)
+        super().__init__(pool.kernel, pool.stride, pool.padding, pool.ceil_mode)
         self.argmax, self.in_shape = pool.argmax, tuple(in_shape)
 
     def forward(self, gy):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(self.in_shape)
-        if ph == pw == 0 and sh >= kh and sw >= kw:
+        eh, ew = self.extra(self.in_shape)
+        if ph == pw == eh == ew == 0 and sh >= kh and sw >= kw:
             return _scatter_disjoint(gy, self.argmax, self.in_shape, kh, kw, sh, sw)
-        return _scatter_general(gy, self.argmax, self.in_shape, kh, kw, sh, sw, ph, pw)
+        return _scatter_general(gy, self.argmax, self.in_shape, kh, kw, sh, sw, ph, pw, eh, ew)
 
     def backward(self, ggx):
         return MaxPool2dGather(self)(ggx)
 
 
-def _scatter_general(gy, argmax, in_shape, kh, kw, sh, sw, ph, pw):
+def _scatter_general(gy, argmax, in_shape, kh, kw, sh, sw, ph, pw, eh=0, ew=0):
     """Max-pool scatter for any geometry (overlapping windows, padding): accumulate per offset.
+
+    ``eh``/``ew``: extra bottom/right padding that ceil-mode windows hang over.
 
     As in :func:`_unit_stride_offsets`, the sums are accumulated in the phase planes of the
     padded gradient (``gx[..., a::sh, b::sw]``, where every offset is a plain slice with
@@ -917,7 +1035,8 @@ def _scatter_general(gy, argmax, in_shape, kh, kw, sh, sw, ph, pw):
     n, c, h, w = in_shape
     oh, ow = gy.shape[-2:]
     covered = sh <= kh and sw <= kw  # every phase plane gets written: no zero fill needed
-    gx = (xp.empty if covered and (sh, sw) != (1, 1) else xp.zeros)((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
+    gx = (xp.empty if covered and (sh, sw) != (1, 1) else xp.zeros)((n, c, h + 2 * ph + eh, w + 2 * pw + ew),
+                                                                    dtype=gy.dtype)
     planes = {} if (sh, sw) != (1, 1) else {(0, 0): gx}  # stride 1: gx is its only plane
     eq = xp.empty(gy.shape, dtype=bool)
     part = xp.empty_like(gy)
@@ -962,13 +1081,13 @@ class MaxPool2dGather(_Pool):
     """Pick each window's argmax element of ``x (N, C, H, W)``: the adjoint of the scatter."""
 
     def __init__(self, scatter: MaxPool2dScatter):
-        super().__init__(scatter.kernel, scatter.stride, scatter.padding)
+        super().__init__(scatter.kernel, scatter.stride, scatter.padding, scatter.ceil_mode)
         self.argmax, self.in_shape = scatter.argmax, scatter.in_shape
 
     def forward(self, x):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x.shape)
         xp = get_array_module(x)
-        xpad = pad2d(x, ph, pw)
+        xpad = _pad_pool(x, ph, pw, *self.extra(x.shape))
         y = xp.zeros(self.argmax.shape, dtype=x.dtype)
         for k in range(kh * kw):
             s = _offset(xpad, k // kw, k % kw, sh, sw, oh, ow)
@@ -980,46 +1099,92 @@ class MaxPool2dGather(_Pool):
 
 
 class AvgPool2d(_Pool):
-    """Mean over each window, padding counted as zeros (PyTorch's ``count_include_pad=True``)."""
+    """Mean over each window, as PyTorch: by default padding counts as zeros (``count_include_pad=True``).
+
+    ``count_include_pad=False`` divides by the number of real pixels of each window; ceil-mode
+    windows hanging over the bottom/right edge are clipped to the padded input (see :func:`_avg_divisor`).
+    """
+
+    def __init__(self, kernel, stride, padding, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__(kernel, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
 
     def forward(self, x):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x.shape)
-        xpad = pad2d(x, ph, pw)
+        eh, ew = self.extra(x.shape)
+        xpad = _pad_pool(x, ph, pw, eh, ew)
         y = _offset(xpad, 0, 0, sh, sw, oh, ow).copy()
         for k in range(1, kh * kw):
             y += _offset(xpad, k // kw, k % kw, sh, sw, oh, ow)
-        y *= y.dtype.type(1.0 / (kh * kw))
+        div = _avg_divisor(x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw, oh, ow, eh, ew, self.count_include_pad,
+                           get_array_module(x), y.dtype)
+        if div is None:
+            y *= y.dtype.type(1.0 / (kh * kw))
+        else:
+            y /= div
         return y
 
     def backward(self, gy):
-        return AvgPool2dAdjoint(self.kernel, self.stride, self.padding, self.inputs[0].shape)(gy)
+        return AvgPool2dAdjoint(self.kernel, self.stride, self.padding, self.inputs[0].shape, self.ceil_mode,
+                                self.count_include_pad)(gy)
+
+    def attrs(self):
+        a = super().attrs()
+        if not self.count_include_pad:
+            a["count_include_pad"] = False
+        return a
 
 
 class AvgPool2dAdjoint(_Pool):
     """Spread ``gy (N, C, OH, OW)`` evenly over each window: the gradient of avg-pooling."""
 
-    def __init__(self, kernel, stride, padding, in_shape):
-        super().__init__(kernel, stride, padding)
-        self.in_shape = tuple(in_shape)
+    def __init__(self, kernel, stride, padding, in_shape, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__(kernel, stride, padding, ceil_mode)
+        self.in_shape, self.count_include_pad = tuple(in_shape), bool(count_include_pad)
 
     def forward(self, gy):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(self.in_shape)
+        eh, ew = self.extra(self.in_shape)
         xp = get_array_module(gy)
-        share = gy * gy.dtype.type(1.0 / (kh * kw))
+        n, c, h, w = self.in_shape
+        div = _avg_divisor(h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew, self.count_include_pad, xp, gy.dtype)
+        share = gy * gy.dtype.type(1.0 / (kh * kw)) if div is None else gy / div
         cols = xp.broadcast_to(share[:, :, None, None], (*gy.shape[:2], kh, kw, oh, ow))
-        return _scatter_windows(cols, self.in_shape, kh, kw, sh, sw, ph, pw)
+        if not (eh or ew):
+            return _scatter_windows(cols, self.in_shape, kh, kw, sh, sw, ph, pw)
+        img = xp.zeros((n, c, h + 2 * ph + eh, w + 2 * pw + ew), dtype=gy.dtype)
+        _add_windows(img, cols, sh, sw)
+        return img[:, :, ph:ph + h, pw:pw + w]
 
     def backward(self, ggx):
-        return AvgPool2d(self.kernel, self.stride, self.padding)(ggx)
+        return AvgPool2d(self.kernel, self.stride, self.padding, self.ceil_mode, self.count_include_pad)(ggx)
+
+    def attrs(self):
+        a = super().attrs()
+        if not self.count_include_pad:
+            a["count_include_pad"] = False
+        return a
 
 
-def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0) -> Tensor:
-    """Max-pooling of ``x: (N, C, H, W)``; ``stride`` defaults to ``kernel_size``."""
+def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               ceil_mode: bool = False) -> Tensor:
+    """Max-pooling of ``x: (N, C, H, W)``; ``stride`` defaults to ``kernel_size``.
+
+    ``ceil_mode``: round the output size up (PyTorch's rule, see :func:`pool_output_size`); the
+    windows hanging over the bottom/right edge see only the pixels they cover.
+    """
     x = as_tensor(x)
-    return MaxPool2d(*_pool_params("max_pool2d", x, kernel_size, stride, padding))(x)
+    return MaxPool2d(*_pool_params("max_pool2d", x, kernel_size, stride, padding, ceil_mode), ceil_mode)(x)
 
 
-def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0) -> Tensor:
-    """Average-pooling of ``x: (N, C, H, W)``; padding zeros are counted in the mean."""
+def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Average-pooling of ``x: (N, C, H, W)``, PyTorch's semantics.
+
+    ``count_include_pad=True`` (default) counts padding zeros in the mean, ``False`` averages the
+    real pixels only. ``ceil_mode`` rounds the output size up; a window hanging over the
+    bottom/right edge is divided by its size clipped to the padded input (or by its real pixels).
+    """
     x = as_tensor(x)
-    return AvgPool2d(*_pool_params("avg_pool2d", x, kernel_size, stride, padding))(x)
+    return AvgPool2d(*_pool_params("avg_pool2d", x, kernel_size, stride, padding, ceil_mode), ceil_mode,
+                     count_include_pad)(x)

@@ -169,10 +169,11 @@ class Linear(Function):
         need = self.needs_input_grad
         gx = gy @ w if need[0] else None
         gw = None
+        rows = int(np.prod(x.shape[:-1]))  # not reshape(-1, ...): a 0-wide input or output is allowed
         if need[1]:
-            x2, g2 = x.reshape(-1, x.shape[-1]), gy.reshape(-1, gy.shape[-1])
+            x2, g2 = x.reshape(rows, x.shape[-1]), gy.reshape(rows, gy.shape[-1])
             gw = g2.T @ x2
-        gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0) if len(need) > 2 and need[2] else None
+        gb = gy.reshape(rows, gy.shape[-1]).sum(axis=0) if len(need) > 2 and need[2] else None
         return gx, gw, gb
 
 

@@ -7,6 +7,7 @@ chapter 6 comparison. PyTorch's layer default is ``kaiming_uniform_(a=sqrt(5))``
 from __future__ import annotations
 
 import math
+import warnings
 
 from .. import random as _random
 from ..tensor import Tensor
@@ -22,16 +23,27 @@ def calculate_fan_in_and_fan_out(t: Tensor) -> tuple[int, int]:
     return t.shape[1] * receptive, t.shape[0] * receptive
 
 
+_LINEAR_FNS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+
+
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
-    if nonlinearity in ("linear", "conv2d", "sigmoid"):
+    """PyTorch's recommended gain for ``nonlinearity`` (``param``: leaky_relu's negative slope, default 0.01)."""
+    if nonlinearity in _LINEAR_FNS or nonlinearity == "sigmoid":
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else param
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, (int, float)) and not isinstance(param, bool):
+            slope = param
+        else:
+            raise ValueError(f"calculate_gain: negative_slope {param!r} is not a valid number")
         return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4  # PyTorch's value (self-normalizing nets)
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
@@ -68,13 +80,25 @@ def _fan(t: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+def _zero_element(t: Tensor) -> bool:
+    """PyTorch's Kaiming inits warn and leave a zero-element tensor alone (its fan may be 0)."""
+    if 0 not in t.shape:
+        return False
+    warnings.warn("Initializing zero-element tensors is a no-op", UserWarning, stacklevel=3)
+    return True
+
+
 def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+    if _zero_element(t):
+        return t
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(t, mode))
     return uniform_(t, -bound, bound)
 
 
 def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
     """He init: ``N(0, gain^2 / fan)``; with ``nonlinearity='relu'`` the book's ``sqrt(2 / n)``."""
+    if _zero_element(t):
+        return t
     return normal_(t, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(t, mode)))
 
 

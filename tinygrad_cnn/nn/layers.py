@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..conv import conv_padding
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -28,14 +29,26 @@ def _reset_like_pytorch(weight: Parameter, bias: Parameter | None) -> None:
 
 
 class Conv2d(Module):
-    """2-D convolution, weight ``(out_channels, in_channels, kh, kw)``: x (N, C, H, W) -> (N, OC, OH, OW)."""
+    """2-D convolution, weight ``(out_channels, in_channels, kh, kw)``: x (N, C, H, W) -> (N, OC, OH, OW).
+
+    ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` or ``'same'`` (stride 1 only, as PyTorch;
+    the string is kept as ``self.padding``).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0, bias: bool = True,
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0, bias: bool = True,
                  dtype: Any = np.float32):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        if isinstance(padding, str):
+            try:
+                conv_padding("Conv2d", padding, self.stride, self.kernel_size)  # PyTorch checks at construction
+            except ValueError as e:
+                raise ValueError(str(e)) from None  # nn.Conv2d raises ValueError in PyTorch (F.conv2d RuntimeError)
+            self.padding: tuple[int, int] | str = padding
+        else:
+            self.padding = _pair(padding)
         self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=dtype))
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -49,7 +62,7 @@ class Conv2d(Module):
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
-            s += f", padding={self.padding}"
+            s += f", padding={self.padding}"  # a string shows as padding=same, as PyTorch
         return s + ("" if self.bias is not None else ", bias=False")
 
 
@@ -98,24 +111,38 @@ class Tanh(Module):
 
 
 class _Pool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
+        self.ceil_mode = ceil_mode
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return s + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class MaxPool2d(_Pool2d):
+    """Max-pooling; ``ceil_mode=True`` rounds the output size up (PyTorch's rule)."""
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
 
 
 class AvgPool2d(_Pool2d):
+    """Average-pooling; ``count_include_pad=False`` averages the real pixels only, ``ceil_mode`` as MaxPool2d."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = count_include_pad
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
+                            count_include_pad=self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
 
 
 class Flatten(Module):

@@ -4,7 +4,9 @@
 graph from the output back through ``tensor.creator`` / ``fn.inputs`` (iteratively, no
 recursion), and emits one or a few ONNX nodes per engine op in topological order:
 
-    Conv2d -> Conv          MaxPool2d -> MaxPool       AvgPool2d -> AveragePool(count_include_pad=1)
+    Conv2d -> Conv          MaxPool2d -> MaxPool       AvgPool2d -> AveragePool(count_include_pad)
+    (ceil_mode pools -> ceil_mode=1, or explicit end pads where ONNX's shape rule differs from PyTorch's;
+    'same'-padded convs with an even kernel were recorded as Pad + Conv)
     Linear -> Gemm(transB=1) (2-D input) or Transpose+MatMul+Add
     Reshape -> Flatten(axis=1) or Reshape([0, ...])   LocalResponseNorm -> LRN (odd size) or a decomposition
 
@@ -320,12 +322,45 @@ def _conv(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
                         "dilations": [1, 1], "group": 1}, out, fn, batch_axis=b.axis_of(fn.inputs[0]))
 
 
-def _pool(op: str, **extra: Any):
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _pool(op: str):
+    """MaxPool / AveragePool with PyTorch's ``ceil_mode`` and ``count_include_pad``.
+
+    ONNX's ``ceil_mode=1`` output size (its shape inference) has no "the last window starts inside
+    the input or its left padding" rule, which PyTorch and onnxruntime apply. Where the two sizes
+    agree the node keeps ``ceil_mode=1``; elsewhere the windows hanging over the bottom/right edge
+    get explicit end pads in floor mode (exact: MaxPool ignores pads, and a ``count_include_pad``
+    average pads the input with a Pad node first and then counts only the padded input's pixels).
+    """
     def handler(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
+        from ..conv import _pool_extra
+
         a = fn.attrs()
         (kh, kw), (sh, sw), (ph, pw) = a["kernel_size"], a["stride"], a["padding"]
-        b.add(op, ins, {"kernel_shape": [kh, kw], "strides": [sh, sw], "pads": [ph, pw, ph, pw], **extra},
-              out, fn, batch_axis=b.axis_of(fn.inputs[0]))
+        ceil, cip = bool(a.get("ceil_mode", False)), bool(a.get("count_include_pad", True))
+        x = fn.inputs[0]
+        h, w = x.shape[2:]
+        oh, ow = out.shape[2:]
+        attrs: dict[str, Any] = {"kernel_shape": [kh, kw], "strides": [sh, sw], "pads": [ph, pw, ph, pw]}
+        src = ins[0]
+        if ceil and (oh, ow) == (_ceil_div(h + 2 * ph - kh, sh) + 1, _ceil_div(w + 2 * pw - kw, sw) + 1):
+            attrs["ceil_mode"] = 1
+        elif ceil:
+            eh, ew = _pool_extra(h, w, kh, kw, sh, sw, ph, pw, oh, ow)
+            if op == "AveragePool" and cip and (eh or ew):
+                if ph or pw:
+                    pads = b.const(np.array([0, 0, ph, pw, 0, 0, ph, pw], dtype=np.int64), "pads")
+                    zero = b.const(np.array(0, dtype=x.dtype), "pad_value")
+                    src = b.add("Pad", [src, pads, zero], {"mode": "constant"}, None, fn)
+                attrs["pads"], cip = [0, 0, eh, ew], False
+            else:
+                attrs["pads"] = [ph, pw, ph + eh, pw + ew]
+        if op == "AveragePool":
+            attrs["count_include_pad"] = int(cip)
+        b.add(op, [src], attrs, out, fn, batch_axis=b.axis_of(x))
     return handler
 
 
@@ -517,7 +552,7 @@ def _getitem(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
 _HANDLERS = {
     "Conv2d": _conv,
     "MaxPool2d": _pool("MaxPool"),
-    "AvgPool2d": _pool("AveragePool", count_include_pad=1),
+    "AvgPool2d": _pool("AveragePool"),
     "ReLU": _same("Relu"),
     "Sigmoid": _same("Sigmoid"),
     "Tanh": _same("Tanh"),
