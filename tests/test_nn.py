@@ -231,7 +231,7 @@ def test_repr_like_pytorch():
         "    (drop): Dropout(p=0.5)\n"
         "  )\n"
         "  (head): Sequential(\n"
-        "    (0): Flatten(start_dim=1)\n"
+        "    (0): Flatten(start_dim=1, end_dim=-1)\n"
         "    (1): Linear(in_features=32, out_features=3, bias=True)\n"
         "    (2): ReLU()\n"
         "    (3): Linear(in_features=3, out_features=2, bias=False)\n"

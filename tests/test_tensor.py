@@ -264,3 +264,67 @@ def test_tensors_own_their_arrays_and_gradients():
     a, b = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
     (a + b).backward(Tensor(np.ones(2)))
     assert a.grad.data is not b.grad.data
+
+
+@pytest.mark.parametrize("name", ["abs", "sqrt", "clamp", "clamp_min", "clamp_max", "min", "min_axis", "clone",
+                                  "view", "permute", "unsqueeze", "squeeze", "squeeze_dim"])
+def test_pytorch_spelled_methods_match_torch_and_pass_gradcheck(name):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x0 = rng.standard_normal((2, 1, 3, 1))
+    x0[0, 0, 0, 0] = 0.0  # abs at 0, clamp at its bound
+    if name == "sqrt":
+        x0 = np.abs(x0) + 0.5
+    if name == "min":
+        x0[1, 0, 2, 0] = x0.min()  # a tie: the gradient is shared, as torch's amin
+    ours = {
+        "abs": lambda t: t.abs(), "sqrt": lambda t: t.sqrt(), "clamp": lambda t: t.clamp(-0.5, 0.0),
+        "clamp_min": lambda t: t.clamp(min=0.0), "clamp_max": lambda t: t.clamp(max=0.3), "min": lambda t: t.min(),
+        "min_axis": lambda t: t.min(axis=2, keepdims=True), "clone": lambda t: t.clone() * 2,
+        "view": lambda t: t.view(3, 2), "permute": lambda t: t.permute(3, 2, 0, 1),
+        "unsqueeze": lambda t: t.unsqueeze(-1), "squeeze": lambda t: t.squeeze(), "squeeze_dim": lambda t: t.squeeze(1),
+    }[name]
+    theirs = {
+        "abs": lambda t: t.abs(), "sqrt": lambda t: t.sqrt(), "clamp": lambda t: t.clamp(-0.5, 0.0),
+        "clamp_min": lambda t: t.clamp(min=0.0), "clamp_max": lambda t: t.clamp(max=0.3), "min": lambda t: t.amin(),
+        "min_axis": lambda t: t.amin(dim=2, keepdim=True), "clone": lambda t: t.clone() * 2,
+        "view": lambda t: t.view(3, 2), "permute": lambda t: t.permute(3, 2, 0, 1),
+        "unsqueeze": lambda t: t.unsqueeze(-1), "squeeze": lambda t: t.squeeze(), "squeeze_dim": lambda t: t.squeeze(1),
+    }[name]
+    x = Tensor(x0, requires_grad=True)
+    y = ours(x)
+    tx = torch.tensor(x0, requires_grad=True)
+    ty = theirs(tx)
+    assert y.shape == tuple(ty.shape)
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12)
+    seed = rng.standard_normal(y.shape)
+    y.backward(Tensor(seed))
+    ty.backward(torch.tensor(seed))
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12)
+    if name not in ("abs", "clamp", "clamp_min", "min"):  # kinks at the chosen points: no finite differences there
+        assert tc.gradcheck(ours, (Tensor(x0, requires_grad=True),))
+
+
+def test_small_helpers_and_checks():
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    assert x.numel() == 6 and x.dim() == 2 and x.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert x.squeeze(0).shape == (2, 3) and x.unsqueeze(0).shape == (1, 2, 3) and x.unsqueeze(2).shape == (2, 3, 1)
+    with pytest.raises(IndexError, match="unsqueeze"):
+        x.unsqueeze(4)
+    with pytest.raises(ValueError, match="clamp: at least one"):
+        x.clamp()
+    t = Tensor(np.zeros(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"assigned grad has shape \(2,\) but the tensor has shape \(3,\)"):
+        t.grad = Tensor(np.ones(2))
+    with pytest.raises(TypeError, match="grad must be a Tensor or None"):
+        t.grad = np.ones(3)
+    t.grad = Tensor(np.ones(3))
+    t.grad = None
+
+
+def test_nn_flatten_takes_end_dim_as_torch():
+    from tinygrad_cnn import nn
+
+    x = Tensor(np.zeros((2, 3, 4, 5)))
+    assert nn.Flatten()(x).shape == (2, 60) and nn.Flatten(1, 2)(x).shape == (2, 12, 5)
+    assert nn.Flatten(0, -2)(x).shape == (24, 5) and repr(nn.Flatten(1, 2)) == "Flatten(start_dim=1, end_dim=2)"

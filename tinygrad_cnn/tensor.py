@@ -202,7 +202,7 @@ class Tensor:
     # Class-level defaults so that Tensor.data / Tensor.grad exist on the class too (documented attributes);
     # every instance sets its own in __init__ / _wrap.
     data: Any = None
-    grad: Tensor | None = None
+    _grad: Tensor | None = None
     _index = 0  # which output of ``creator`` this is
     _kept = False  # a recorded op keeps these values for its backward: no in-place writes
 
@@ -211,7 +211,7 @@ class Tensor:
         if arr is data or arr is getattr(data, "data", None):
             arr = arr.copy()  # as torch.tensor: the Tensor owns its values (x.detach() shares them)
         self.data = arr
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
         self.creator: Function | None = None
         self.generation = 0
         self.name = name
@@ -222,11 +222,25 @@ class Tensor:
     def _wrap(cls, data, requires_grad: bool = False) -> Tensor:
         """Fast constructor for op outputs (the array is already valid)."""
         t = cls.__new__(cls)
-        t.data, t.grad, t.creator, t.generation, t.name = data, None, None, 0, None
+        t.data, t._grad, t.creator, t.generation, t.name = data, None, None, 0, None
         t._retain_grad, t._requires_grad = False, requires_grad
         return t
 
     # -- properties --------------------------------------------------------
+    @property
+    def grad(self) -> Tensor | None:
+        """The accumulated gradient (a Tensor of this tensor's shape), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"grad must be a Tensor or None, got {type(value).__name__} (wrap arrays in Tensor)")
+            if value.shape != self.shape:
+                raise RuntimeError(f"assigned grad has shape {value.shape} but the tensor has shape {self.shape}")
+        self._grad = value
+
     @property
     def requires_grad(self) -> bool:
         return self._requires_grad
@@ -502,6 +516,58 @@ class Tensor:
     def softmax(self, axis: int = -1) -> Tensor:
         return _functional().softmax(self, axis)
 
+    # -- PyTorch spellings, built from the ops above ----------------------------------
+    def min(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Min over ``axis`` (values only, like ``max``; tied minima share the gradient)."""
+        return -((-self).max(axis, keepdims))
+
+    def abs(self) -> Tensor:
+        return Abs()(self)
+
+    def sqrt(self) -> Tensor:
+        return self ** 0.5
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002 - torch's names
+        """Clip to ``[min, max]``; the gradient passes where ``min <= x <= max``, as PyTorch."""
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        return Clamp(min, max)(self)
+
+    def clone(self) -> Tensor:
+        """A copy that stays in the graph (``detach()`` leaves it)."""
+        return self + 0
+
+    def view(self, *shape) -> Tensor:
+        return self.reshape(*shape)
+
+    def permute(self, *dims) -> Tensor:
+        return self.transpose(*dims)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """Insert a size-1 axis at ``dim`` (``-ndim-1 <= dim <= ndim``)."""
+        _check_axis("unsqueeze", dim, self.ndim + 1)
+        dim %= self.ndim + 1
+        return self.reshape(*self.shape[:dim], 1, *self.shape[dim:])
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        """Drop size-1 axes (all of them, or only ``dim`` when it has size 1), as PyTorch."""
+        if dim is None:
+            return self.reshape(*(n for n in self.shape if n != 1))
+        _check_axis("squeeze", dim, self.ndim)
+        dim %= max(self.ndim, 1)
+        if self.ndim == 0 or self.shape[dim] != 1:
+            return self
+        return self.reshape(*self.shape[:dim], *self.shape[dim + 1:])
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def tolist(self) -> Any:
+        return as_numpy(self.data).tolist()
+
 
 @functools.cache
 def _functional():
@@ -625,7 +691,7 @@ class _Shadow(Tensor):
     def __init__(self, creator: Function, index: int, shape: tuple[int, ...], dtype: Any,
                  requires_grad: bool | None = None):
         self.creator, self._index, self.generation = creator, index, creator.generation + 1
-        self.grad, self.name, self._retain_grad = None, None, False
+        self._grad, self.name, self._retain_grad = None, None, False
         self._requires_grad = np.dtype(dtype).kind == "f" if requires_grad is None else requires_grad
         self._shape, self._dtype = tuple(shape), dtype
 
@@ -936,6 +1002,39 @@ class Log(Function):
 
     def backward(self, gy):
         return gy / self.inputs[0]
+
+
+class Abs(Function):
+    def forward(self, a):
+        return get_array_module(a).abs(a)
+
+    def backward(self, gy):  # sign(x): 0 at x = 0, as PyTorch
+        return gy * Tensor._wrap(get_array_module(gy.data).sign(self.inputs[0].data))
+
+
+class Clamp(Function):
+    """``clip(x, lo, hi)``; the gradient passes where ``lo <= x <= hi`` (PyTorch's rule at the bounds)."""
+
+    keeps_inputs = False
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, a):
+        xp = get_array_module(a)
+        keep = xp.ones(a.shape, dtype=bool)
+        if self.lo is not None:
+            keep &= a >= self.lo
+        if self.hi is not None:
+            keep &= a <= self.hi
+        self.mask = keep
+        return xp.clip(a, self.lo, self.hi).astype(a.dtype, copy=False)
+
+    def backward(self, gy):
+        return gy * Tensor._wrap(self.mask.astype(gy.dtype))
+
+    def attrs(self):
+        return {"min": self.lo, "max": self.hi}
 
 
 class Cast(Function):

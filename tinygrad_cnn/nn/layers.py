@@ -146,15 +146,17 @@ class AvgPool2d(_Pool2d):
 
 
 class Flatten(Module):
-    def __init__(self, start_dim: int = 1):
+    """Merge dimensions ``start_dim..end_dim`` into one (as ``torch.nn.Flatten``: the batch axis stays)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.flatten(self.start_dim)
+        return x.flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
-        return f"start_dim={self.start_dim}"
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Dropout(Module):
