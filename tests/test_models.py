@@ -187,3 +187,16 @@ def test_lenet5_and_simpleconvnet_match_torch():
         for tp, op in zip(tsc.parameters(), sc.parameters()):
             tp.copy_(torch.from_numpy(op.data))
         np.testing.assert_allclose(sc(x).data, tsc(tx).numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("scheme,gain", [("xavier", 1.0), ("sigmoid", 1.0), ("he", 2.0), ("relu", 2.0)])
+def test_simpleconvnet_named_inits_are_the_books(scheme, gain):
+    """The book's MultiLayerNet: 'sigmoid'/'xavier' -> sqrt(1 / fan_in), 'relu'/'he' -> sqrt(2 / fan_in)."""
+    tc.manual_seed(0)
+    net = models.SimpleConvNet(weight_init_std=scheme)
+    for name, p in net.named_parameters():
+        if name.endswith("weight"):
+            expected = (gain / np.prod(p.shape[1:])) ** 0.5
+            assert abs(float(p.data.std()) - expected) < 0.1 * expected, name
+        else:
+            assert not p.data.any()

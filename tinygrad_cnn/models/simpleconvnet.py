@@ -15,12 +15,15 @@ from ..tensor import Tensor
 
 
 def _init_weight(weight: nn.Parameter, bias: nn.Parameter, std: Any) -> None:
-    """The book's init: ``std * randn`` (std a float), or He/Xavier by name; zero biases."""
+    """The book's init: ``std * randn`` (std a float), or by name as the book's ``MultiLayerNet``:
+    'relu'/'he' -> ``sqrt(2 / fan_in)``, 'sigmoid'/'xavier' -> ``sqrt(1 / fan_in)`` (the book's
+    "Xavier", not PyTorch's ``xavier_normal_``, which also counts fan_out); zero biases."""
     if isinstance(std, str):
         if std.lower() in ("relu", "he"):
             nn.init.kaiming_normal_(weight, nonlinearity="relu")
         elif std.lower() in ("sigmoid", "xavier"):
-            nn.init.xavier_normal_(weight)
+            fan_in, _ = nn.init.calculate_fan_in_and_fan_out(weight)
+            nn.init.normal_(weight, 0.0, (1.0 / max(fan_in, 1)) ** 0.5)
         else:
             raise ValueError(f"weight_init_std: unknown scheme {std!r} (use a float, 'he' or 'xavier')")
     else:
