@@ -172,7 +172,7 @@ def im2col_batched(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_row:
 def _images_per_chunk(image_bytes: int, chunk_bytes: int | None = None) -> int:
     """How many images of scratch (columns, planes, masks) make one chunk of about ``chunk_bytes``
     (default ``_COL_CHUNK_BYTES``)."""
-    return max(1, (_COL_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // image_bytes)
+    return max(1, (_COL_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(1, image_bytes))
 
 
 def _wide_chunks(n: int, rows: int, columns: int, itemsize: int) -> range:
@@ -660,7 +660,7 @@ def _conv_transpose_stride1(gy, w, in_hw, padding):
     length = oh * wp
     # a few images at a time, so the (C*kh*kw, OH*Wp) columns stay small enough to be reused by
     # the allocator instead of being page-faulted in afresh (AlexNet-sized layers: 64 MB at once)
-    step = max(1, _CHUNK_BYTES // (c * kh * kw * length * gy.dtype.itemsize))
+    step = max(1, _CHUNK_BYTES // max(1, c * kh * kw * length * gy.dtype.itemsize))
     for i in range(0, n, step):
         gcol = xp.matmul(wt, gy_ext[i:i + step]).reshape(-1, c, kh * kw, length)  # (n', C, kh*kw, OH*Wp)
         part = img[i:i + step]
