@@ -173,7 +173,6 @@ def check_input_shape(model: Any, name: str, shape: Sequence[int]) -> None:
 # --------------------------------------------------------------------------- pictures
 
 
-
 def picture_format(output: str) -> str:
     """The format an output path's suffix names (no suffix: png); a UsageError for one we cannot write."""
     suffix = Path(output).suffix.lower().lstrip(".")
