@@ -1309,6 +1309,8 @@ def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     start, end = start_dim % x.ndim, end_dim % x.ndim
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
+    if end == x.ndim - 1 and all(x.shape[:start]):  # the common case keeps -1 (graphs and ONNX show it)
+        return x.reshape(*x.shape[:start], -1)
     merged = int(np.prod(x.shape[start:end + 1]))
     return x.reshape(*x.shape[:start], merged, *x.shape[end + 1:])
 
