@@ -297,3 +297,13 @@ def test_empty_and_single_tensor_messages_match_torch():
         torch.optim.SGD(torch.zeros(2, requires_grad=True), lr=0.1)
     with pytest.raises(ValueError, match="Invalid learning rate"):
         torch.optim.SGD([], lr=-1)
+
+
+def test_zero_grad_set_to_none_false_leaves_zero_gradients():
+    p = Tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = optim.SGD([p], lr=0.1)
+    (p * 2).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    assert p.grad is not None and p.grad.shape == (3,) and not p.grad.data.any()
+    opt.zero_grad()
+    assert p.grad is None

@@ -53,9 +53,13 @@ class Optimizer:
     def lr(self, value: float) -> None:
         self.param_groups[0]["lr"] = value
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the parameters' gradients (``set_to_none=False``: zero-filled ones instead, as PyTorch)."""
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor._wrap(get_array_module(p.grad.data).zeros_like(p.grad.data))
 
     def step(self) -> None:
         self.step_count += 1
