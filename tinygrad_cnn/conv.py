@@ -534,6 +534,8 @@ class Conv2d(Function):
             return y
         if _batch_inner(n, ow):
             col = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
+            if self.needs_input_grad[1]:  # kept for the weight gradient: rebuilding them cost 0.4 ms of LeNet's step
+                self.columns = col if b is None or self.needs_input_grad[2] else col[:-1]
             return xp.ascontiguousarray((w2 @ col).reshape(oc, oh, ow, n).transpose(3, 0, 1, 2))
         # One GEMM per image gives NCHW directly. The columns are built a few images at a time:
         # the chunk stays in cache for its GEMM, and the full im2col buffer never exists.
@@ -555,11 +557,14 @@ class Conv2d(Function):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
         with_bias = len(need) > 2 and need[2]
-        gx = conv_transpose2d(gy, w, self.stride, self.padding, x.shape[2:]) if need[0] else None
+        gy_last = None
+        if need[0] and need[1] and _batch_inner(gy.shape[0], gy.shape[3]):
+            gy_last = _batch_last(gy.data)  # the layout both gradients' GEMMs read: one transpose for the two
+        gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:], gy_last)(gy, w) if need[0] else None
         gw = gb = None
         if need[1]:  # with the bias gradient from the same GEMM (a row of ones in the columns)
             gw = Conv2dWeightGrad(w.shape, self.stride, self.padding, self.__dict__.pop("columns", None),
-                                  with_bias)(x, gy)
+                                  with_bias, gy_last)(x, gy)
             if with_bias:
                 gw, gb = gw
         elif with_bias:
@@ -580,8 +585,9 @@ def _sum_per_channel(gy):
 class ConvTranspose2d(Function):
     """Gradient of conv2d w.r.t. its input: ``gy (N, OC, OH, OW), W -> (N, C, H, W)``."""
 
-    def __init__(self, stride, padding, in_hw):
+    def __init__(self, stride, padding, in_hw, gy_last=None):
         self.stride, self.padding, self.in_hw = stride, padding, tuple(in_hw)
+        self.gy_last = gy_last  # gy in the batch-innermost layout, when the weight gradient shares it
 
     def forward(self, gy, w):
         oc, c, kh, kw = w.shape
@@ -603,7 +609,8 @@ class ConvTranspose2d(Function):
                 _add_windows(img[i:j], gcol.reshape(c, kh, kw, -1, oh, ow).transpose(3, 0, 1, 2, 4, 5), *self.stride)
             return img[:, :, ph:ph + h, pw:pw + wd]
         if _batch_inner(n, ow):
-            return _conv_transpose_batch_inner(gy, w, self.in_hw, self.stride, self.padding)
+            gy_last, self.gy_last = self.gy_last, None
+            return _conv_transpose_batch_inner(gy, w, self.in_hw, self.stride, self.padding, gy_last)
         if self.stride == (1, 1):
             return _conv_transpose_stride1(gy, w, self.in_hw, self.padding)
         gcol = get_array_module(gy).matmul(w.reshape(oc, -1).T, gy.reshape(n, oc, -1))  # (N, C*kh*kw, OH*OW)
@@ -619,7 +626,7 @@ class ConvTranspose2d(Function):
         return {"stride": self.stride, "padding": self.padding}
 
 
-def _conv_transpose_batch_inner(gy, w, in_hw, stride, padding):
+def _conv_transpose_batch_inner(gy, w, in_hw, stride, padding, gy_last=None):
     """ConvTranspose2d forward in the (OH, OW, N) column layout of :func:`_batch_inner`.
 
     One GEMM gives the columns; col2im is one add per kernel offset into a ``(C, Hp, Wp, N)``
@@ -629,7 +636,7 @@ def _conv_transpose_batch_inner(gy, w, in_hw, stride, padding):
     n, oc, oh, ow = gy.shape
     _, c, kh, kw = w.shape
     (h, wd), (sh, sw), (ph, pw) = in_hw, stride, padding
-    cols = (w.reshape(oc, -1).T @ _batch_last(gy)).reshape(c, kh, kw, oh, ow, n)
+    cols = (w.reshape(oc, -1).T @ (_batch_last(gy) if gy_last is None else gy_last)).reshape(c, kh, kw, oh, ow, n)
     img = xp.zeros((c, h + 2 * ph, wd + 2 * pw, n), dtype=gy.dtype)
     for i in range(kh):
         for j in range(kw):
@@ -678,9 +685,11 @@ class Conv2dWeightGrad(Function):
     the same GEMM sums ``gy`` per channel instead of another pass over it.
     """
 
-    def __init__(self, w_shape, stride, padding, columns=None, bias: bool = False):
+    def __init__(self, w_shape, stride, padding, columns=None, bias: bool = False, gy_last=None):
         self.w_shape, self.stride, self.padding, self.bias = tuple(w_shape), stride, padding, bias
-        self.columns = columns  # a single-GEMM forward's (i, j, col) chunks of x, used once
+        # what the forward built, used once: the single-GEMM path's (i, j, col) chunks of x, or the
+        # batch-innermost path's columns; and gy in that path's layout when the input gradient shares it
+        self.columns, self.gy_last = columns, gy_last
 
     def forward(self, x, gy):
         oc, c, kh, kw = self.w_shape
@@ -707,7 +716,11 @@ class Conv2dWeightGrad(Function):
                 g = _channels_first(gy[i:j], out=g if g is not None and g.shape[1] == col.shape[1] else None)
                 gw_t += col @ g.T
         elif _batch_inner(n, ow):
-            gw_t = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones) @ _batch_last(gy).T
+            col, self.columns = self.columns, None
+            if getattr(col, "shape", None) != (c * kh * kw + ones, oh * ow * n):  # not the forward's: rebuild
+                col = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones)
+            gy_last, self.gy_last = self.gy_last, None
+            gw_t = col @ (_batch_last(gy) if gy_last is None else gy_last).T
         else:  # (C*kh*kw, OH*width) @ (OH*width, OC) per image, summed; columns rebuilt a chunk at a time
             width = _image_row_width(x.shape, oc, kh, kw, self.stride, self.padding)
             runs = _long_row_runs(x, kh, kw, self.stride, self.padding) if width != ow else None
