@@ -181,6 +181,7 @@ CONV_CASES = [((3, 3), True), ((4, 4), True), ((2, 5), False), ((1, 1), True), (
 @dtypes
 @pytest.mark.parametrize("kernel,bias", CONV_CASES, ids=str)
 @pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's note about its own copy
 def test_conv2d_string_padding_matches_torch(dtype, kernel, bias, padding):
     rng = np.random.default_rng(7)
     arrays = [rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, *kernel))]
