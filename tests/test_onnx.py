@@ -432,6 +432,11 @@ def _fvi(name, shape):
     ("Conv", {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_LOWER"}),
     ("Conv", {"kernel_shape": [3, 3], "pads": [0, 1, 2, 1]}),
     ("LRN", {"size": 4, "alpha": 0.5, "beta": 0.75, "bias": 2.0}),  # ONNX's even window (onnxruntime refuses)
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),  # hanging last windows
+    ("AveragePool", {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 1], "ceil_mode": 1}),
+    ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "count_include_pad": 1}),
+    ("AveragePool", {"kernel_shape": [3, 2], "strides": [2, 3], "pads": [1, 0, 1, 1], "ceil_mode": 1}),  # a dropped
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [1, 0, 1, 1], "ceil_mode": 1}),      # window
 ])
 def test_imported_op_semantics_match_onnxruntime(op, attrs):
     x = images((2, 5, 7, 8), seed=12)
@@ -571,3 +576,18 @@ def test_export_takes_a_nested_list_as_float32(tmp_path):
     onnx_export(model, [[[[1.0, 2.0], [3.0, -4.0]]]], tmp_path / "m.onnx")
     x = np.ones((2, 1, 2, 2), np.float32)
     np.testing.assert_allclose(run_ort(tmp_path / "m.onnx", x), engine(model, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg", "avg-nocip"])
+@pytest.mark.parametrize("hw,k,s,p", [((7, 8), 3, 2, 1), ((6, 6), 3, 2, 0), ((5, 5), 2, 2, 1), ((7, 7), 4, 3, 2)],
+                         ids=str)
+def test_ceil_mode_pools_round_trip_through_onnx(tmp_path, kind, hw, k, s, p):
+    """Exported with ceil_mode=1 (or explicit end pads where ONNX's size rule differs) and loaded back."""
+    pool = nn.MaxPool2d(k, s, p, ceil_mode=True) if kind == "max" else \
+        nn.AvgPool2d(k, s, p, ceil_mode=True, count_include_pad=kind == "avg")
+    model = nn.Sequential(pool)
+    x = images((2, 3, *hw), seed=16)
+    onnx_export(model, Tensor(x[:1]), tmp_path / "m.onnx")
+    ref = engine(model, x)
+    assert_close(load(tmp_path / "m.onnx")(Tensor(x)).data, ref, atol=1e-6)
+    assert_close(run_ort(tmp_path / "m.onnx", x), ref, atol=1e-6)

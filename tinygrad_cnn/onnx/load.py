@@ -524,18 +524,35 @@ def _conv(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
     return F.conv2d(x, w, None if b is None else _as_tensor(b), strides, padding)
 
 
-def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_pad: bool) -> Tensor:
-    """Max/average pooling of ``x: (N, C, H, W)`` with ONNX's (possibly asymmetric) pads."""
+def _ceil_size(n: int, k: int, s: int, begin: int, end: int) -> int:
+    """onnxruntime's ceil-mode output size: rounded up, but the last window starts before the end pad."""
+    out = -(-(n + begin + end - k) // s) + 1
+    return out - 1 if (out - 1) * s >= n + begin else out
+
+
+def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_pad: bool,
+            ceil_mode: bool = False) -> Tensor:
+    """Max/average pooling of ``x: (N, C, H, W)`` with ONNX's (possibly asymmetric) pads.
+
+    ``ceil_mode``: the engine's is PyTorch's, and onnxruntime's is the same rule (a last window
+    must start before the end pad). Asymmetric pads are padded explicitly, where the engine counts
+    them as input, so its output can have one window more, which is dropped.
+    """
+    oh, ow = (_ceil_size(*a) for a in zip(x.shape[2:], kernel, strides, begins, ends)) if ceil_mode else (None, None)
+
+    def crop(t):
+        return t if not ceil_mode or t.shape[2:] == (oh, ow) else t[:, :, :oh, :ow]
+
     if kind == "max":
         xs, padding = _symmetric(x, begins, ends, -np.inf)
-        return F.max_pool2d(xs, kernel, strides, padding)
+        return crop(F.max_pool2d(xs, kernel, strides, padding, ceil_mode=ceil_mode))
     xs, padding = _symmetric(x, begins, ends, 0.0)
-    y = F.avg_pool2d(xs, kernel, strides, padding)
+    y = crop(F.avg_pool2d(xs, kernel, strides, padding, ceil_mode=ceil_mode))
     if count_include_pad or not any(begins + ends):
         return y
     # count_include_pad=0: divide by the share of real pixels in each window (a constant).
     ones = _symmetric(Tensor(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype)), begins, ends, 0.0)[0]
-    return y / Tensor(F.avg_pool2d(ones, kernel, strides, padding).data)
+    return y / Tensor(crop(F.avg_pool2d(ones, kernel, strides, padding, ceil_mode=ceil_mode)).data)
 
 
 def _pool(kind: str):
@@ -545,8 +562,7 @@ def _pool(kind: str):
         3-D average pool with kernel (size, 1, 1), which this covers."""
         x = _as_tensor(x)
         _check_dilations(node)
-        if node.attrs.get("ceil_mode", 0):
-            raise NotImplementedError(f"OnnxModule: {node.where()}: ceil_mode=1 is not supported")
+        ceil_mode = bool(node.attrs.get("ceil_mode", 0))
         kernel = [int(k) for k in node.attrs["kernel_shape"]]
         k = len(kernel)
         if x.ndim != k + 2:
@@ -570,7 +586,7 @@ def _pool(kind: str):
             return [vals[i] for i in window] + [default] * len(unit)
 
         y4 = _pool2d(kind, x4, pick(kernel, 1), pick(strides, 1), pick(begins, 0), pick(ends, 0),
-                     bool(node.attrs.get("count_include_pad", 0)))
+                     bool(node.attrs.get("count_include_pad", 0)), ceil_mode)
         if x4 is x:
             return y4
         y = y4.reshape(x.shape[0], x.shape[1], *[x.shape[2 + i] for i in passive], *y4.shape[2:2 + len(window)])
