@@ -56,10 +56,7 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the parameters' gradients (``set_to_none=False``: zero-filled ones instead, as PyTorch)."""
         for p in self.params:
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad = Tensor._wrap(get_array_module(p.grad.data).zeros_like(p.grad.data))
+            p.zero_grad(set_to_none)
 
     def step(self) -> None:
         self.step_count += 1

@@ -416,8 +416,12 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor._wrap(self.data)
 
-    def zero_grad(self) -> None:
-        self.grad = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the gradient (``set_to_none=False``: a zero-filled one instead, as PyTorch)."""
+        if set_to_none or self.grad is None:
+            self.grad = None
+        else:  # a fresh array: the old one may be held elsewhere (a gradient assigned by the caller)
+            self.grad = Tensor._wrap(get_array_module(self.grad.data).zeros_like(self.grad.data))
 
     def requires_grad_(self, value: bool = True) -> Tensor:
         self.requires_grad = value

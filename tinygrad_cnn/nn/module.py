@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import tensor as _tensor
-from ..backend import as_numpy, get_array_module
+from ..backend import as_numpy
 from ..tensor import Tensor
 
 
@@ -160,10 +160,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop every parameter's gradient (``set_to_none=False``: fill existing ones with zeros)."""
         for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:  # a fresh array: the old one may be shared (a gradient seed passed to backward)
-                p.grad = Tensor._wrap(get_array_module(p.grad.data).zeros_like(p.grad.data))
+            p.zero_grad(set_to_none)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
