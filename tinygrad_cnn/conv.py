@@ -827,10 +827,14 @@ def pool_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, 
     """
     if not ceil_mode:
         return conv_output_size(size, kernel, stride, padding)
-    out = (size + 2 * padding - kernel + stride - 1) // stride + 1
-    if out > 0 and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
+    return ceil_pool_size(size, kernel, stride, padding, padding)
+
+
+def ceil_pool_size(size: int, kernel: int, stride: int, begin: int, end: int) -> int:
+    """Ceil-mode output size with ``begin``/``end`` padding: rounded up, but the last window must start
+    before the end padding (PyTorch's rule, and onnxruntime's for asymmetric ONNX pads)."""
+    out = -(-(size + begin + end - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + begin else out
 
 
 def _pool_out_hw(op: str, shape, kh, kw, sh, sw, ph, pw, ceil_mode: bool) -> tuple[int, int]:

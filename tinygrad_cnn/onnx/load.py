@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import functional as F
 from ..backend import get_array_module
+from ..conv import ceil_pool_size
 from ..nn import Module, Parameter
 from ..tensor import Function, Tensor, broadcast_to
 from .export import CONSTANT_DOC
@@ -524,12 +525,6 @@ def _conv(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
     return F.conv2d(x, w, None if b is None else _as_tensor(b), strides, padding)
 
 
-def _ceil_size(n: int, k: int, s: int, begin: int, end: int) -> int:
-    """onnxruntime's ceil-mode output size: rounded up, but the last window starts before the end pad."""
-    out = -(-(n + begin + end - k) // s) + 1
-    return out - 1 if (out - 1) * s >= n + begin else out
-
-
 def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_pad: bool,
             ceil_mode: bool = False) -> Tensor:
     """Max/average pooling of ``x: (N, C, H, W)`` with ONNX's (possibly asymmetric) pads.
@@ -538,7 +533,8 @@ def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_p
     must start before the end pad). Asymmetric pads are padded explicitly, where the engine counts
     them as input, so its output can have one window more, which is dropped.
     """
-    oh, ow = (_ceil_size(*a) for a in zip(x.shape[2:], kernel, strides, begins, ends)) if ceil_mode else (None, None)
+    sizes = zip(x.shape[2:], kernel, strides, begins, ends)
+    oh, ow = (ceil_pool_size(*a) for a in sizes) if ceil_mode else (None, None)
 
     def crop(t):
         return t if not ceil_mode or t.shape[2:] == (oh, ow) else t[:, :, :oh, :ow]
