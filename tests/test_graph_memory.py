@@ -123,6 +123,34 @@ def test_inplace_relu_refuses_what_would_corrupt_a_gradient():
         assert F.relu(z, inplace=True) is z and z.data.tolist() == [0.0, 2.0]
 
 
+@pytest.mark.parametrize("view", [
+    lambda h: h.reshape(1, 3), lambda h: h.flatten(0), lambda h: h[None], lambda h: h.reshape(3, 1).T,
+])
+def test_inplace_relu_sees_values_kept_through_a_view(view):
+    """A recorded op that keeps a view of ``h`` (matmul keeps its inputs) needs ``h``'s values too:
+    relu(h, inplace=True) would change them under it, and the weight gradient would be wrong."""
+    x = Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    w = Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    h = x * 1.0
+    y = view(h).reshape(1, 3) @ w
+    with pytest.raises(RuntimeError, match="needed to compute a gradient"):
+        F.relu(h, inplace=True)
+    (y.sum() + F.relu(h).sum()).backward()
+    np.testing.assert_array_equal(w.grad.data, [[1.0, 1.0], [-2.0, -2.0], [3.0, 3.0]])
+
+
+def test_inplace_relu_on_a_view_or_detached_copy_of_kept_values_is_refused():
+    x = Tensor(np.array([[1.0, -2.0, 3.0]]), requires_grad=True)
+    h = x * 1.0
+    _ = h @ Tensor(np.ones((3, 2)), requires_grad=True)  # keeps h
+    for alias in (h.reshape(3), h.detach(), h[0]):
+        with pytest.raises(RuntimeError, match="view of"):
+            F.relu(alias, inplace=True)
+    assert h.data.tolist() == [[1.0, -2.0, 3.0]]
+    fresh = h * 2.0  # a new array: free to overwrite
+    assert F.relu(fresh, inplace=True) is fresh and fresh.data.tolist() == [[2.0, 0.0, 6.0]]
+
+
 def test_retained_and_shared_gradients_are_never_overwritten():
     """A gradient kept with retain_grad, or fanned out by an add, must not be masked in place."""
     a = np.array([[-1.0, 2.0, -3.0, 4.0]])

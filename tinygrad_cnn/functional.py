@@ -18,6 +18,7 @@ from .tensor import (
     Tensor,
     _check_axis,
     _rebase,
+    _values_needed,
     as_tensor,
     exp,
     flatten,
@@ -125,14 +126,17 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     x = as_tensor(x)
     if not inplace:
         return ReLU()(x)
-    if is_grad_enabled() and x.requires_grad:
-        if x.creator is None:
+    if is_grad_enabled():
+        if x.requires_grad and x.creator is None:
             raise RuntimeError("relu(inplace=True): a leaf tensor that requires grad cannot be modified in place")
-        if x.creator.keeps_output or x._kept:
-            raise RuntimeError("relu(inplace=True): the values of this tensor are needed to compute a gradient "
-                               f"(it is the output of {x.creator.name} or the input of a recorded op that keeps it); "
-                               "use relu(x)")
-        return _rebase(x, ReLU(inplace=True)(x))
+        needed = _values_needed(x)
+        if needed is not None:
+            what = "this tensor" if needed is x else "the tensor this one is a view of"
+            raise RuntimeError(f"relu(inplace=True): the values of {what} are needed to compute a gradient "
+                               f"(it is the output of {needed.creator.name} or the input of a recorded op that "
+                               "keeps it); use relu(x)")
+        if x.requires_grad:
+            return _rebase(x, ReLU(inplace=True)(x))
     ReLU(inplace=True)(x)
     return x
 

@@ -205,6 +205,7 @@ class Tensor:
     _grad: Tensor | None = None
     _index = 0  # which output of ``creator`` this is
     _kept = False  # a recorded op keeps these values for its backward: no in-place writes
+    _view_of: Tensor | None = None  # the tensor whose array this one's is a view of (reshape, detach, ...)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         arr = _to_array(data, dtype)
@@ -414,7 +415,9 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
-        return Tensor._wrap(self.data)
+        t = Tensor._wrap(self.data)
+        t._view_of = self
+        return t
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the gradient (``set_to_none=False``: a zero-filled one instead, as PyTorch)."""
@@ -632,12 +635,15 @@ class Function:
         ys = self.forward(*[x.data for x in xs])
         multi = isinstance(ys, tuple)
         outputs = [Tensor._wrap(y, record and _is_float(y)) for y in (ys if multi else (ys,))]
+        for o in outputs:
+            o._view_of = _viewed(o.data, xs)
         if record:
             self.generation = max(x.generation for x in xs)
             if self.keeps_inputs:
                 self.inputs = tuple(xs)
                 for x in xs:
-                    x._kept = True
+                    while x is not None:  # a view's values are its base's too
+                        x._kept, x = True, x._view_of
             else:
                 self.inputs = tuple(_graph_ref(x) for x in xs)
             self.outputs = [weakref.ref(o) for o in outputs]
@@ -727,6 +733,28 @@ def _node_key(t: Tensor):
     A tensor and the ``_Shadow`` that stands in for it share the key.
     """
     return id(t) if t.creator is None else (id(t.creator), t._index)
+
+
+def _viewed(y: Any, xs: Sequence[Tensor]) -> Tensor | None:
+    """The input whose array ``y`` is, or is a view of (same memory owner), else None."""
+    owner = getattr(y, "base", None)
+    for x in xs:
+        a = x.__dict__.get("data")  # a _Shadow has no values
+        if a is not None and (y is a or (owner is not None and (owner is a or owner is getattr(a, "base", None)))):
+            return x
+    return None
+
+
+def _values_needed(x: Tensor) -> Tensor | None:
+    """The recorded tensor, ``x`` or one it is a view of, whose values a recorded op keeps for its
+    backward (an input of matmul, the output of sigmoid), else None: writing ``x`` in place would
+    corrupt that gradient."""
+    t: Tensor | None = x
+    while t is not None:
+        if t.creator is not None and (t._kept or t.creator.keeps_output):
+            return t
+        t = t._view_of
+    return None
 
 
 def _rebase(x: Tensor, y: Tensor) -> Tensor:
