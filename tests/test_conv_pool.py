@@ -123,6 +123,39 @@ def test_conv2d_float32_stays_float32(rng):
     assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
 
 
+# per-image, batch-innermost (OW 6, batch >= 2*OW) and single-GEMM (oc*ckk*OH*OW >= 2**23) paths
+@pytest.mark.parametrize("x_shape, w_shape", [((2, 2, 6, 6), (3, 2, 3, 3)), ((20, 2, 6, 6), (3, 2, 3, 3)),
+                                              ((2, 16, 32, 32), (64, 16, 3, 3))])
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64, np.float32), (np.float64, np.float32, np.float32),
+                                    (np.float32, np.float32, np.float64)])
+def test_conv2d_mixed_dtypes_promote_on_every_path(rng, x_shape, w_shape, dtypes):
+    """Mixed float32/float64 operands compute in NumPy's promoted dtype whatever the path, and each
+    gradient has its own tensor's dtype (PyTorch's rule for .grad)."""
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])]
+    x, w, b = (Tensor(a.astype(d), requires_grad=True) for a, d in zip(arrays, dtypes))
+    y = F.conv2d(x, w, b, 1, 1)
+    assert y.dtype == np.float64
+    gy = rng.standard_normal(y.shape)
+    y.backward(Tensor(gy))
+    x64, w64, b64 = (Tensor(t.data.astype(np.float64), requires_grad=True) for t in (x, w, b))
+    y64 = F.conv2d(x64, w64, b64, 1, 1)
+    y64.backward(Tensor(gy))
+    np.testing.assert_allclose(y.data, y64.data, rtol=1e-12, atol=1e-12)
+    for t, t64, d in zip((x, w, b), (x64, w64, b64), dtypes):
+        assert t.grad.dtype == d
+        np.testing.assert_allclose(t.grad.data, t64.grad.data.astype(d), rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_have_their_tensors_dtype():
+    x = Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    s = Tensor(np.array([0.5, 3.0]), requires_grad=True)  # float64
+    y = x * s
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32 and s.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.data, [0.5, 3.0])
+
+
 def test_conv2d_weight_gradient_formula(rng):
     """dL/dW = sum over positions of gy * window, checked by loops on one small case."""
     x, w = rng.standard_normal((2, 2, 4, 5)), rng.standard_normal((3, 2, 2, 3))
@@ -208,3 +241,15 @@ def test_pool_keeps_float32(rng):
     assert y.dtype == np.float32
     y.sum().backward()
     assert x.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("n, size", [(3, 5), (40, 8), (2, 40)])  # per-image, batch-innermost, long rows
+def test_conv2d_without_input_channels_is_its_bias(n, size):
+    x = Tensor(np.zeros((n, 0, size, size)), requires_grad=True)
+    w = Tensor(np.zeros((4, 0, 3, 3)), requires_grad=True)
+    b = Tensor(np.arange(4.0), requires_grad=True)
+    y = F.conv2d(x, w, b, 1, 1)
+    np.testing.assert_array_equal(y.data, np.broadcast_to(np.arange(4.0)[:, None, None], (n, 4, size, size)))
+    y.backward(Tensor(np.ones(y.shape)))
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape
+    np.testing.assert_array_equal(b.grad.data, np.full(4, n * size * size))

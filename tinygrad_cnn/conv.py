@@ -502,6 +502,7 @@ class Conv2d(Function):
             )
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise ValueError(f"conv2d: bias of shape {tuple(b.shape)} does not match weight {tuple(w.shape)}")
+        x, w, b = _common_dtype(x, w, b)
         n, oc, (kh, kw) = x.shape[0], w.shape[0], w.shape[2:]
         self.kernel_size = (kh, kw)
         oh, ow = _out_hw("conv2d", x.shape, kh, kw, *self.stride, *self.padding)
@@ -575,6 +576,15 @@ class Conv2d(Function):
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
 
 
+def _common_dtype(a, b, c=None):
+    """The operands in NumPy's promoted dtype (float32 with float64 -> float64), so every conv path
+    computes and returns the same dtype; the engine casts each gradient back to its tensor's."""
+    if a.dtype == b.dtype and (c is None or c.dtype == a.dtype):
+        return a, b, c
+    dtype = get_array_module(a).result_type(*(t for t in (a, b, c) if t is not None))
+    return a.astype(dtype, copy=False), b.astype(dtype, copy=False), None if c is None else c.astype(dtype, copy=False)
+
+
 def _sum_per_channel(gy):
     """``gy (N, C, H, W)`` -> ``(C,)``: the bias gradient, as a GEMV against ones (5x NumPy's strided sum)."""
     n, c = gy.shape[:2]
@@ -590,10 +600,11 @@ class ConvTranspose2d(Function):
         self.gy_last = gy_last  # gy in the batch-innermost layout, when the weight gradient shares it
 
     def forward(self, gy, w):
+        gy, w, _ = _common_dtype(gy, w)
         oc, c, kh, kw = w.shape
         n, _, oh, ow = gy.shape
-        if n == 0:
-            return get_array_module(gy).zeros((0, c, *self.in_hw), dtype=gy.dtype)
+        if n == 0 or c == 0:  # an empty batch, or no input channels: nothing to compute
+            return get_array_module(gy).zeros((n, c, *self.in_hw), dtype=gy.dtype)
         if _wide(n, oc, c * kh * kw, oh * ow):
             xp = get_array_module(gy)
             (h, wd), (ph, pw) = self.in_hw, self.padding
@@ -692,13 +703,14 @@ class Conv2dWeightGrad(Function):
         self.columns, self.gy_last = columns, gy_last
 
     def forward(self, x, gy):
+        x, gy, _ = _common_dtype(x, gy)
         oc, c, kh, kw = self.w_shape
         n, _, oh, ow = gy.shape
         xp = get_array_module(gy)
         ones = self.bias
-        if n == 0:
+        if n == 0 or c == 0:  # an empty batch, or no input channels: only the bias has a gradient
             gw = xp.zeros(self.w_shape, dtype=gy.dtype)
-            return (gw, xp.zeros(oc, dtype=gy.dtype)) if ones else gw
+            return (gw, _sum_per_channel(gy) if n else xp.zeros(oc, dtype=gy.dtype)) if ones else gw
         # computed transposed, col @ gy^T -> (C*kh*kw [+1], OC): the long OH*OW axis is the inner one
         # of both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
         if _wide(n, oc, c * kh * kw + ones, oh * ow):  # (C*kh*kw, N*OH*OW): the forward's chunks, kept or rebuilt

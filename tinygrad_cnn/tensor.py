@@ -796,6 +796,8 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
     def accumulate(t: Tensor, g: Tensor, fresh: bool = False) -> None:
         if g.shape != t.shape:
             raise RuntimeError(f"backward: gradient of shape {g.shape} for a tensor of shape {t.shape}")
+        if g.dtype != t.dtype and _is_float(g.data) and np.dtype(t.dtype).kind == "f":
+            g, fresh = g.astype(t.dtype), not create_graph  # a gradient has its tensor's dtype, as in PyTorch
         key = _node_key(t)
         old = grads.get(key)
         if old is not None:
