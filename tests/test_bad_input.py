@@ -26,8 +26,9 @@ def test_conv2d_kernel_larger_than_padded_input():
 
 
 def test_conv2d_wrong_ranks_and_bias():
-    with pytest.raises(ValueError, match="conv2d: input must be 4-D"):
-        F.conv2d(z(3, 5, 5), z(2, 3, 3, 3))
+    for shape in [(5, 5), (1, 1, 3, 5, 5)]:  # 3-D is PyTorch's unbatched input: see test_parity_torch
+        with pytest.raises(ValueError, match=r"conv2d: input must be 4-D \(N, C, H, W\) or 3-D \(C, H, W\)"):
+            F.conv2d(z(*shape), z(2, 3, 3, 3))
     with pytest.raises(ValueError, match="conv2d: weight must be 4-D"):
         F.conv2d(z(1, 3, 5, 5), z(3, 3, 3))
     with pytest.raises(ValueError, match=r"conv2d: bias of shape \(3,\)"):
@@ -47,8 +48,9 @@ def test_pool_window_larger_than_input(pool):
         pool(z(1, 1, 2, 2), 3)
     with pytest.raises(ValueError, match=f"{name}: padding"):
         pool(z(1, 1, 6, 6), 2, 2, 2)  # padding more than half the window
-    with pytest.raises(ValueError, match=f"{name}: input must be 4-D"):
-        pool(z(6, 6), 2)
+    for shape in [(6, 6), (1, 1, 1, 6, 6)]:
+        with pytest.raises(ValueError, match=f"{name}: input must be 4-D .* or 3-D"):
+            pool(z(*shape), 2)
 
 
 def test_matmul_shape_mismatch():

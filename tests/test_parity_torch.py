@@ -345,3 +345,16 @@ def test_output_sizes_match_torch(kh, kw, sh, sw, ph, pw, dh, dw, n, c):
         for ours, theirs in ((F.max_pool2d, TF.max_pool2d), (F.avg_pool2d, TF.avg_pool2d)):
             assert ours(Tensor(x), (kh, kw), (sh, sw), (ph, pw)).shape == \
                 tuple(theirs(torch.tensor(x), (kh, kw), (sh, sw), (ph, pw)).shape)
+
+
+@dtypes
+@pytest.mark.parametrize("op", ["conv2d", "conv2d_same", "max_pool2d", "avg_pool2d"])
+def test_unbatched_input_like_torch(rng, dtype, op):
+    """PyTorch takes an unbatched ``(C, H, W)`` input for conv and pooling and returns ``(C', OH, OW)``."""
+    x = rng.standard_normal((3, 9, 8))
+    if op.startswith("conv2d"):
+        w, b = rng.standard_normal((4, 3, 3, 3 if op == "conv2d_same" else 2)), rng.standard_normal(4)
+        kw = dict(stride=1, padding="same") if op == "conv2d_same" else dict(stride=2, padding=(1, 0))
+        compare(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: TF.conv2d(x, w, b, **kw), [x, w, b], dtype)
+    else:
+        compare(lambda x: getattr(F, op)(x, 3, 2, 1), lambda x: getattr(TF, op)(x, 3, 2, 1), [x], dtype)

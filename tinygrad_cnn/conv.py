@@ -72,6 +72,16 @@ def _check_4d(op: str, name: str, a) -> None:
         raise ValueError(f"{op}: {name} must be 4-D (N, C, H, W), got shape {tuple(a.shape)}")
 
 
+def _unbatched(op: str, x: Tensor, fn):
+    """PyTorch's unbatched input: ``fn`` of ``x: (C, H, W)`` as a batch of one, the batch axis dropped
+    again. Any rank but 3 or 4 is refused naming the op and the shape."""
+    if x.ndim == 3:
+        return fn(x.unsqueeze(0)).squeeze(0)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {tuple(x.shape)}")
+    return fn(x)
+
+
 def pad2d(x, ph: int, pw: int, value: float = 0.0):
     """Pad the last two axes of ``x: (N, C, H, W)`` with ``value`` (one allocation, one copy)."""
     if ph == 0 and pw == 0:
@@ -793,8 +803,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
 
     ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` (none) or ``'same'`` (output as large as
     the input; stride 1 only, as PyTorch: an even kernel pads one more pixel at the bottom/right,
-    done by padding the input explicitly).
+    done by padding the input explicitly). An unbatched ``x (C, H, W)`` gives ``(OC, OH, OW)``.
     """
+    x = as_tensor(x)
+    if x.ndim != 4:
+        return _unbatched("conv2d", x, lambda xb: conv2d(xb, weight, bias, stride, padding))
     s = _pair(stride, "stride", "conv2d", 1)
     if isinstance(padding, str):
         w_shape = getattr(weight, "shape", None)
@@ -1197,23 +1210,28 @@ class AvgPool2dAdjoint(_Pool):
 
 def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                ceil_mode: bool = False) -> Tensor:
-    """Max-pooling of ``x: (N, C, H, W)``; ``stride`` defaults to ``kernel_size``.
+    """Max-pooling of ``x: (N, C, H, W)`` (or unbatched ``(C, H, W)``); ``stride`` defaults to ``kernel_size``.
 
     ``ceil_mode``: round the output size up (PyTorch's rule, see :func:`pool_output_size`); the
     windows hanging over the bottom/right edge see only the pixels they cover.
     """
     x = as_tensor(x)
+    if x.ndim != 4:
+        return _unbatched("max_pool2d", x, lambda xb: max_pool2d(xb, kernel_size, stride, padding, ceil_mode))
     return MaxPool2d(*_pool_params("max_pool2d", x, kernel_size, stride, padding, ceil_mode), ceil_mode)(x)
 
 
 def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
-    """Average-pooling of ``x: (N, C, H, W)``, PyTorch's semantics.
+    """Average-pooling of ``x: (N, C, H, W)`` (or unbatched ``(C, H, W)``), PyTorch's semantics.
 
     ``count_include_pad=True`` (default) counts padding zeros in the mean, ``False`` averages the
     real pixels only. ``ceil_mode`` rounds the output size up; a window hanging over the
     bottom/right edge is divided by its size clipped to the padded input (or by its real pixels).
     """
     x = as_tensor(x)
+    if x.ndim != 4:
+        return _unbatched("avg_pool2d", x, lambda xb: avg_pool2d(xb, kernel_size, stride, padding, ceil_mode,
+                                                                 count_include_pad))
     return AvgPool2d(*_pool_params("avg_pool2d", x, kernel_size, stride, padding, ceil_mode), ceil_mode,
                      count_include_pad)(x)
