@@ -368,3 +368,91 @@ def test_float32_gradient_seed_is_cast_to_output_dtype():
     x = Tensor(np.ones(3, np.float32), requires_grad=True)
     (x * 2).backward(np.ones(3))  # float64 seed
     assert x.grad.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- version counters
+
+def _modify(kind, h):
+    """An in-place write to ``h``'s values, as a user might make it."""
+    with tc.no_grad():
+        if kind == "iadd":
+            h += 1.0
+        elif kind == "detached":
+            d = h.detach()
+            d *= 2.0
+        elif kind == "view":
+            v = h.reshape(-1)
+            v -= 1.0
+        elif kind == "relu":
+            F.relu(h, inplace=True)
+
+
+@pytest.mark.parametrize("kind", ["iadd", "detached", "view", "relu"])
+@pytest.mark.parametrize("saved", ["input of mul", "output of sigmoid"])
+def test_backward_refuses_values_modified_in_place_after_they_were_saved(kind, saved):
+    """PyTorch's version counter: an op whose saved values changed since forward raises in backward
+    instead of returning a wrong gradient."""
+    x = Tensor(np.array([[1.0, -2.0, 3.0]]), requires_grad=True)
+    if saved == "input of mul":
+        h = x * 1.0
+        y = (h * x).sum()  # Mul keeps h
+    else:
+        h = F.sigmoid(x)  # Sigmoid's backward reads its output h
+        y = h.sum()
+    _modify(kind, h)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()
+
+
+def test_in_place_writes_outside_a_pending_backward_are_fine():
+    w = Tensor(np.ones(3), requires_grad=True)
+    for _ in range(2):  # manual SGD: the update comes after backward
+        (w * w).sum().backward()
+        with tc.no_grad():
+            w -= 0.5 * w.grad
+        w.grad = None
+    np.testing.assert_array_equal(w.data, [0.0, 0.0, 0.0])
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x * 1.0
+    y = (h + x).sum()  # Add keeps nothing: h's values are not needed
+    _modify("iadd", h)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
+
+
+def test_optimizer_step_or_load_state_dict_before_backward_is_refused():
+    from tinygrad_cnn import nn, optim
+
+    model = nn.Linear(2, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = Tensor(np.ones((1, 2), np.float32))
+    loss = model(x).sum()
+    loss.backward(retain_graph=True)
+    opt.step()  # changes the weight that the recorded Linear kept
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+    loss = model(x).sum()
+    model.load_state_dict(model.state_dict())
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+    for _ in range(2):  # the ordinary loop
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+
+
+def test_version_errors_match_torch():
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    th = tx * 1.0
+    ty = (th * tx).sum()
+    with torch.no_grad():
+        th += 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ty.backward()
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x * 1.0
+    y = (h * x).sum()
+    _modify("iadd", h)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()

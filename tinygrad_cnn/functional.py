@@ -20,6 +20,7 @@ from .tensor import (
     _rebase,
     _values_needed,
     as_tensor,
+    bump_version,
     exp,
     flatten,
     is_grad_enabled,
@@ -136,7 +137,9 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
                                f"(it is the output of {needed.creator.name} or the input of a recorded op that "
                                "keeps it); use relu(x)")
         if x.requires_grad:
+            bump_version(x)
             return _rebase(x, ReLU(inplace=True)(x))
+    bump_version(x)
     ReLU(inplace=True)(x)
     return x
 

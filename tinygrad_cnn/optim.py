@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .backend import as_numpy, get_array_module
-from .tensor import Tensor
+from .tensor import Tensor, bump_version
 
 
 def _check(opt: str, ok: bool, message: str) -> None:
@@ -67,6 +67,7 @@ class Optimizer:
             g = p.grad.data
             if group.get("weight_decay", 0.0):
                 g = g + p.data * p.data.dtype.type(group["weight_decay"])
+            bump_version(p)  # a graph that kept the old values can no longer backpropagate through them
             self.update(p.data, g, state, group)
 
     def update(self, p, g, state: dict[str, Any], group: dict[str, Any]) -> None:

@@ -206,6 +206,7 @@ class Tensor:
     _index = 0  # which output of ``creator`` this is
     _kept = False  # a recorded op keeps these values for its backward: no in-place writes
     _view_of: Tensor | None = None  # the tensor whose array this one's is a view of (reshape, detach, ...)
+    _version: list[int] | None = None  # in-place writes so far, on the tensor that owns the memory (see bump_version)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         arr = _to_array(data, dtype)
@@ -353,6 +354,7 @@ class Tensor:
                                    "recorded; update it under `with tc.no_grad():`")
             return op(self, other)
         b = other.data if isinstance(other, Tensor) else other
+        bump_version(self)
         try:
             getattr(get_array_module(self.data), ufunc)(self.data, b, out=self.data, casting="same_kind")
         except TypeError as exc:  # numpy's UFuncTypeError: a float result into an int tensor, ...
@@ -641,11 +643,14 @@ class Function:
             self.generation = max(x.generation for x in xs)
             if self.keeps_inputs:
                 self.inputs = tuple(xs)
+                self.versions = [_version_box(x) for x in xs]
                 for x in xs:
                     while x is not None:  # a view's values are its base's too
                         x._kept, x = True, x._view_of
             else:
                 self.inputs = tuple(_graph_ref(x) for x in xs)
+            if self.keeps_output:
+                self.versions = [*getattr(self, "versions", ()), *(_version_box(o) for o in outputs)]
             self.outputs = [weakref.ref(o) for o in outputs]
             self.out_meta = [(o.data.shape, o.data.dtype) for o in outputs]
             self.modules = tuple(_module_stack)
@@ -743,6 +748,30 @@ def _viewed(y: Any, xs: Sequence[Tensor]) -> Tensor | None:
         if a is not None and (y is a or (owner is not None and (owner is a or owner is getattr(a, "base", None)))):
             return x
     return None
+
+
+def _version_box(t: Tensor) -> tuple[list[int], int]:
+    """``(counter, value now)`` for ``t``'s memory: the counter lives on the tensor that owns it."""
+    while t._view_of is not None:
+        t = t._view_of
+    box = t.__dict__.get("_version")
+    if box is None:
+        box = t._version = [0]
+    return box, box[0]
+
+
+def bump_version(t: Tensor) -> None:
+    """Record an in-place write to ``t``'s array (and so to every view of it), as PyTorch's version
+    counter: a recorded op that kept these values for its backward then refuses to run it."""
+    _version_box(t)[0][0] += 1
+
+
+def _check_versions(fn: Function) -> None:
+    for box, seen in getattr(fn, "versions", ()):
+        if box[0] != seen:
+            raise RuntimeError(f"{fn.name} backward: one of the tensors it saved for its gradient has been modified "
+                               f"by an in-place operation since (version {box[0]}, saved at {seen}); write "
+                               "x = x + y instead of x += y, or do the in-place change after backward()")
 
 
 def _values_needed(x: Tensor) -> Tensor | None:
@@ -851,6 +880,7 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
                     out = fn.outputs[i]()
                     if out is not None and out._retain_grad and out.creator is fn:
                         out.grad, mine[i] = (g if out.grad is None else out.grad + g), False
+            _check_versions(fn)
             fn.grad_owned = tuple(mine)
             gxs = fn.backward(*gys) if _profiler is None else _profiler.backward(fn, gys)
             del fn.grad_owned

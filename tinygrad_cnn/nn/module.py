@@ -197,6 +197,7 @@ class Module:
         for k, p in own.items():
             if k in state_dict:
                 v = state_dict[k]
+                _tensor.bump_version(p)  # new values: a pending graph that kept the old ones refuses backward
                 p.data = _copy_like(v.data if isinstance(v, Tensor) else v, p.data)
         return IncompatibleKeys(missing, unexpected)
 
