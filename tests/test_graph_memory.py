@@ -177,3 +177,48 @@ def test_feature_maps_show_conv_outputs_before_the_inplace_relu():
         ref = model.conv1(x).data[0]
     assert name == "conv1" and (act < 0).any()
     np.testing.assert_allclose(act, ref, rtol=1e-6)
+
+
+def test_inplace_relu_through_a_view_leaves_no_stale_node():
+    """After relu(inplace=True) on a view, the base (or an older view) holds the ReLU'd values under
+    its old node: using it in a recorded op would give a wrong gradient, so it raises (torch rebuilds
+    the node instead). The rewritten tensor itself keeps working."""
+    x = Tensor(np.array([[1.0, -2.0], [-3.0, 4.0]]), requires_grad=True)
+    h = x * 1.0
+    v = F.relu(h.reshape(4), inplace=True)
+    with pytest.raises(RuntimeError, match="changed by an in-place op on a view"):
+        h * 2.0
+    (v * Tensor(np.arange(4.0))).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[0.0, 0.0], [0.0, 3.0]])  # torch's
+    x = Tensor(np.array([1.0, -2.0, 3.0, -4.0]), requires_grad=True)
+    h = x * 1.0
+    older = h.reshape(2, 2)
+    F.relu(h, inplace=True)
+    with pytest.raises(RuntimeError, match="changed by an in-place op"):
+        older.sum()
+    h.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 0.0, 1.0, 0.0])
+
+
+def test_inplace_relu_on_a_view_of_a_leaf_is_refused():
+    x = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        F.relu(x.reshape(2, 1), inplace=True)
+    assert x.data.tolist() == [1.0, -2.0]
+
+
+def test_inplace_relu_on_zero_d_results_and_integer_indexing():
+    x = Tensor(np.array(-1.0), requires_grad=True)
+    y = x * 1.0
+    assert isinstance(y.data, np.ndarray) and F.relu(y, inplace=True).data == 0.0
+    y.backward()
+    assert x.grad.data == 0.0
+    r = F.relu(Tensor(np.array(2.0), requires_grad=True) * 1.0)
+    (r + r).backward()  # the accumulated 0-d gradient is masked in place
+    h = Tensor(np.array([1.0, -2.0]), requires_grad=True) * 1.0
+    F.relu(h[1], inplace=True)  # h[1] is a 0-d view, as in torch
+    assert h.data.tolist() == [1.0, 0.0]
+    z = Tensor(np.array(2.0), requires_grad=True) * 1.0
+    with tc.no_grad():
+        z += 1.0
+    assert z.data == 3.0

@@ -245,6 +245,15 @@ def test_flatten_checks_its_dims_and_takes_end_dim():
             x.flatten(*bad)
     with pytest.raises(ValueError, match="start_dim"):
         x.flatten(2, 1)
+    h = Tensor(np.ones((2, 3)), requires_grad=True) * 1.0
+    assert h.flatten(1) is h and h.flatten(0, 0) is h  # nothing to merge: the tensor itself, as torch
+
+
+def test_zero_d_results_hold_arrays():
+    """NumPy gives scalars for 0-d results; a tensor always holds a (writable) array."""
+    x = Tensor(np.array(3.0), requires_grad=True)
+    for t in (x * 2.0, x + x, (x * x).sum(), Tensor(np.arange(3.0))[1], x.exp()):
+        assert isinstance(t.data, np.ndarray) and t.data.ndim == 0
 
 
 def test_tensors_own_their_arrays_and_gradients():

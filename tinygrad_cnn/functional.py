@@ -128,8 +128,9 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     if not inplace:
         return ReLU()(x)
     if is_grad_enabled():
-        if x.requires_grad and x.creator is None:
-            raise RuntimeError("relu(inplace=True): a leaf tensor that requires grad cannot be modified in place")
+        if x.requires_grad and _leaf_below(x):
+            raise RuntimeError("relu(inplace=True): a leaf tensor that requires grad (or a view of one) cannot be "
+                               "modified in place")
         needed = _values_needed(x)
         if needed is not None:
             what = "this tensor" if needed is x else "the tensor this one is a view of"
@@ -137,11 +138,21 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
                                f"(it is the output of {needed.creator.name} or the input of a recorded op that "
                                "keeps it); use relu(x)")
         if x.requires_grad:
-            bump_version(x)
+            bump_version(x, recorded=True)
             return _rebase(x, ReLU(inplace=True)(x))
     bump_version(x)
     ReLU(inplace=True)(x)
     return x
+
+
+def _leaf_below(x: Tensor) -> bool:
+    """Whether ``x`` is, or is a view of, a leaf that requires grad."""
+    t: Tensor | None = x
+    while t is not None:
+        if t.creator is None and t.requires_grad:
+            return True
+        t = t._view_of
+    return False
 
 
 def sigmoid(x: Tensor) -> Tensor:

@@ -206,7 +206,9 @@ class Tensor:
     _index = 0  # which output of ``creator`` this is
     _kept = False  # a recorded op keeps these values for its backward: no in-place writes
     _view_of: Tensor | None = None  # the tensor whose array this one's is a view of (reshape, detach, ...)
-    _version: list[int] | None = None  # in-place writes so far, on the tensor that owns the memory (see bump_version)
+    # [in-place writes, recorded in-place ops] on the tensor that owns the memory (see bump_version)
+    _version: list[int] | None = None
+    _made_at = 0  # recorded in-place ops on this memory when this tensor got its node (see _check_fresh)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         arr = _to_array(data, dtype)
@@ -224,6 +226,8 @@ class Tensor:
     def _wrap(cls, data, requires_grad: bool = False) -> Tensor:
         """Fast constructor for op outputs (the array is already valid)."""
         t = cls.__new__(cls)
+        if type(data) is not np.ndarray and not is_array(data):
+            data = np.asarray(data)  # NumPy gives scalars for 0-d results: a tensor always holds an array
         t.data, t._grad, t.creator, t.generation, t.name = data, None, None, 0, None
         t._retain_grad, t._requires_grad = False, requires_grad
         return t
@@ -634,11 +638,17 @@ class Function:
             xs.append(x if isinstance(x, Tensor) else as_tensor(x, xs[0] if xs else None))
         self.needs_input_grad = tuple(x.requires_grad for x in xs)
         record = _grad_enabled and any(self.needs_input_grad)
+        if record:
+            for x in xs:
+                if x.creator is not None:
+                    _check_fresh(x, self.name)
         ys = self.forward(*[x.data for x in xs])
         multi = isinstance(ys, tuple)
         outputs = [Tensor._wrap(y, record and _is_float(y)) for y in (ys if multi else (ys,))]
         for o in outputs:
-            o._view_of = _viewed(o.data, xs)
+            base = o._view_of = _viewed(o.data, xs)
+            if base is not None and record:
+                o._made_at = _memory_box(base)[1]
         if record:
             self.generation = max(x.generation for x in xs)
             if self.keeps_inputs:
@@ -750,20 +760,44 @@ def _viewed(y: Any, xs: Sequence[Tensor]) -> Tensor | None:
     return None
 
 
-def _version_box(t: Tensor) -> tuple[list[int], int]:
-    """``(counter, value now)`` for ``t``'s memory: the counter lives on the tensor that owns it."""
+def _memory_box(t: Tensor) -> list[int]:
+    """The counters of ``t``'s memory, ``[writes, recorded in-place ops]``, kept on the tensor that owns it."""
     while t._view_of is not None:
         t = t._view_of
     box = t.__dict__.get("_version")
     if box is None:
-        box = t._version = [0]
+        box = t._version = [0, 0]
+    return box
+
+
+def _version_box(t: Tensor) -> tuple[list[int], int]:
+    """``(counters, writes now)``: what an op that keeps ``t`` for its backward remembers."""
+    box = _memory_box(t)
     return box, box[0]
 
 
-def bump_version(t: Tensor) -> None:
+def bump_version(t: Tensor, recorded: bool = False) -> None:
     """Record an in-place write to ``t``'s array (and so to every view of it), as PyTorch's version
-    counter: a recorded op that kept these values for its backward then refuses to run it."""
-    _version_box(t)[0][0] += 1
+    counter: a recorded op that kept these values for its backward then refuses to run it.
+    ``recorded``: the write is itself an op in the graph (``relu(x, inplace=True)``), which gives
+    ``t`` a new node; every other tensor on that memory (its base, its other views) still has the
+    old one and may no longer be used in a recorded op (:func:`_check_fresh`)."""
+    box = _memory_box(t)
+    box[0] += 1
+    if recorded:
+        box[1] += 1
+        t._made_at = box[1]
+
+
+def _check_fresh(t: Tensor, op: str) -> None:
+    """Refuse a recorded tensor whose memory a recorded in-place op rewrote through another tensor
+    (a view of it, or its base): its node no longer describes its values."""
+    box = _memory_box(t) if t._view_of is not None or t.__dict__.get("_version") is not None else None
+    if box is not None and box[1] != t._made_at:
+        raise RuntimeError(f"{op}: this tensor's values were changed by an in-place op on a view of it (or on the "
+                           "tensor it is a view of) after it was computed, so its gradient would be wrong; "
+                           "apply the in-place op before taking views, or use relu(x) instead of relu(x, "
+                           "inplace=True)")
 
 
 def _check_versions(fn: Function) -> None:
@@ -1373,6 +1407,8 @@ def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     start, end = start_dim % x.ndim, end_dim % x.ndim
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
+    if start == end:  # nothing to merge: the tensor itself, as torch
+        return x
     if end == x.ndim - 1 and all(x.shape[:start]):  # the common case keeps -1 (graphs and ONNX show it)
         return x.reshape(*x.shape[:start], -1)
     merged = int(np.prod(x.shape[start:end + 1]))
@@ -1390,7 +1426,10 @@ class GetItem(Function):
 
     def forward(self, a):
         self.in_shape = a.shape
-        return a[self.index]
+        y = a[self.index]
+        if not is_array(y):  # integers on every axis: a 0-d view (as torch), not a scalar copy
+            y = a[(*(self.index if isinstance(self.index, tuple) else (self.index,)), Ellipsis)]
+        return y
 
     def backward(self, gy):
         return GetItemGrad(self.index, self.in_shape)(gy)

@@ -138,7 +138,7 @@ class _GraphInput(Function):
     keeps_inputs = False
 
     def forward(self, a):
-        return a
+        return a.copy()  # its own memory: an in-place first op must not count as writing to the leaf
 
     def backward(self, gy):
         return gy
