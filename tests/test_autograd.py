@@ -423,12 +423,12 @@ def test_in_place_writes_outside_a_pending_backward_are_fine():
 def test_optimizer_step_or_load_state_dict_before_backward_is_refused():
     from tinygrad_cnn import nn, optim
 
-    model = nn.Linear(2, 1)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
     opt = optim.SGD(model.parameters(), lr=0.1)
     x = Tensor(np.ones((1, 2), np.float32))
     loss = model(x).sum()
     loss.backward(retain_graph=True)
-    opt.step()  # changes the weight that the recorded Linear kept
+    opt.step()  # changes the second layer's weight, which the gradient of its input reads
     with pytest.raises(RuntimeError, match="modified by an in-place operation"):
         loss.backward()
     loss = model(x).sum()
@@ -439,6 +439,30 @@ def test_optimizer_step_or_load_state_dict_before_backward_is_refused():
         opt.zero_grad()
         model(x).sum().backward()
         opt.step()
+
+
+def test_only_values_that_backward_reads_are_checked():
+    """As torch: the first layer's weight is not read by its backward when its input needs no
+    gradient, a constant factor needs nothing of the other operand, and exp reads its output."""
+    from tinygrad_cnn import nn, optim
+
+    model = nn.Linear(2, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    loss = model(Tensor(np.ones((1, 2), np.float32))).sum()
+    loss.backward(retain_graph=True)
+    opt.step()
+    loss.backward()  # reads the input only: fine, as in torch
+    x = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    h = x * 1.0
+    y = (h * 3.0).sum() + h.exp().sum()
+    _modify("iadd", h)
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, 3.0 + np.exp([1.0, -2.0]))
+    h = x * 1.0
+    y = (h ** 2.0).sum()  # pow reads its base
+    _modify("iadd", h)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()
 
 
 def test_version_errors_match_torch():

@@ -502,6 +502,10 @@ class Conv2d(Function):
     def __init__(self, stride, padding):
         self.stride, self.padding = stride, padding
 
+    def reads(self):
+        need = self.needs_input_grad
+        return (need[1], need[0], False, False)[:len(need) + 1]
+
     def forward(self, x, w, b=None):
         _check_4d("conv2d", "input", x)
         _check_4d("conv2d", "weight", w)

@@ -96,6 +96,9 @@ class Sigmoid(Function):
 
     keeps_output = True
 
+    def reads(self):
+        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
+
     def forward(self, x):
         xp = get_array_module(x)
         half = x.dtype.type(0.5)
@@ -108,6 +111,9 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     keeps_output = True
+
+    def reads(self):
+        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
 
     def forward(self, x):
         return get_array_module(x).tanh(x)
@@ -169,6 +175,10 @@ def tanh(x: Tensor) -> Tensor:
 class Linear(Function):
     """``y = x @ W.T + b``: x (..., in), W (out, in), b (out,) -> (..., out)."""
 
+    def reads(self):
+        need = self.needs_input_grad
+        return (need[1], need[0], False, False)[:len(need) + 1]
+
     def forward(self, x, w, b=None):
         if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
             raise ValueError(
@@ -207,6 +217,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 class Softmax(Function):
     keeps_output = True
 
+    def reads(self):
+        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
+
     def __init__(self, axis: int = -1):
         self.axis = axis
 
@@ -226,6 +239,9 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     keeps_output = True
+
+    def reads(self):
+        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
 
     def __init__(self, axis: int = -1):
         self.axis = axis

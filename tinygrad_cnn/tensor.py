@@ -651,15 +651,16 @@ class Function:
                 o._made_at = _memory_box(base)[1]
         if record:
             self.generation = max(x.generation for x in xs)
+            read = self.reads() if self.keeps_inputs or self.keeps_output else ()
             if self.keeps_inputs:
                 self.inputs = tuple(xs)
-                self.versions = [_version_box(x) for x in xs]
-                for x in xs:
+                self.versions = [_version_box(x) for x, r in zip(xs, read) if r]
+                for x in xs:  # held as objects: relu(inplace=True) would move them to a new node under this op
                     while x is not None:  # a view's values are its base's too
                         x._kept, x = True, x._view_of
             else:
                 self.inputs = tuple(_graph_ref(x) for x in xs)
-            if self.keeps_output:
+            if self.keeps_output and read[-1]:
                 self.versions = [*getattr(self, "versions", ()), *(_version_box(o) for o in outputs)]
             self.outputs = [weakref.ref(o) for o in outputs]
             self.out_meta = [(o.data.shape, o.data.dtype) for o in outputs]
@@ -667,6 +668,12 @@ class Function:
             for i, o in enumerate(outputs):
                 o.creator, o.generation, o._index = self, self.generation + 1, i
         return tuple(outputs) if multi else outputs[0]
+
+    def reads(self) -> tuple[bool, ...]:
+        """Which inputs' values (then the output's, with ``keeps_output``) ``backward`` reads, given
+        ``needs_input_grad``: only those are version-checked, as PyTorch saves only those. Ops whose
+        gradients need the other operand override it."""
+        return (True,) * (len(self.needs_input_grad) + 1)
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -1026,6 +1033,10 @@ class Sub(Function):
 
 
 class Mul(Function):
+    def reads(self):
+        need = self.needs_input_grad
+        return need[1], need[0], False
+
     def forward(self, a, b):
         return a * b
 
@@ -1037,6 +1048,10 @@ class Mul(Function):
 
 
 class Div(Function):
+    def reads(self):
+        need = self.needs_input_grad
+        return need[1], need[0] or need[1], False
+
     def forward(self, a, b):
         return a / b
 
@@ -1062,6 +1077,8 @@ class Pow(Function):
 
     keeps_output = True
 
+    def reads(self):
+        return True, True, self.needs_input_grad[1]  # the output only for the exponent's gradient
 
     def forward(self, a, b):
         return a ** b
@@ -1086,6 +1103,9 @@ def _mask(m, like: Tensor) -> Tensor:
 
 class Exp(Function):
     keeps_output = True
+
+    def reads(self):
+        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
 
     def forward(self, a):
         return get_array_module(a).exp(a)
@@ -1215,6 +1235,10 @@ def log(x: Tensor) -> Tensor:
 
 class MatMul(Function):
     """``a @ b`` for 2-D and batched (broadcast leading axes) operands."""
+
+    def reads(self):
+        need = self.needs_input_grad
+        return need[1], need[0], False
 
     def forward(self, a, b):
         if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
