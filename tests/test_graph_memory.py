@@ -222,3 +222,20 @@ def test_inplace_relu_on_zero_d_results_and_integer_indexing():
     with tc.no_grad():
         z += 1.0
     assert z.data == 3.0
+
+
+def test_inplace_relu_allowed_where_no_backward_reads_the_values():
+    """As torch: a product with a constant and exp (which reads its output) keep nothing of ``v``, so
+    relu(v, inplace=True) afterwards is fine and every gradient still flows through the old node."""
+    a = np.array([1.0, -2.0])
+    x, tx = _torch_pair(a)
+    v = x * 1.0
+    w = (v * 3.0).sum() + v.exp().sum()
+    F.relu(v, inplace=True)
+    (w + v.sum()).backward()
+    tv = tx * 1.0
+    tw = (tv * 3.0).sum() + tv.exp().sum()
+    torch.relu_(tv)
+    (tw + tv.sum()).backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy())
+    np.testing.assert_array_equal(v.data, [1.0, 0.0])

@@ -652,11 +652,11 @@ class Function:
         if record:
             self.generation = max(x.generation for x in xs)
             read = self.reads() if self.keeps_inputs or self.keeps_output else ()
-            if self.keeps_inputs:
-                self.inputs = tuple(xs)
+            if self.keeps_inputs:  # the inputs backward reads; the others as graph references only
+                self.inputs = tuple(x if r else _graph_ref(x) for x, r in zip(xs, read))
                 self.versions = [_version_box(x) for x, r in zip(xs, read) if r]
-                for x in xs:  # held as objects: relu(inplace=True) would move them to a new node under this op
-                    while x is not None:  # a view's values are its base's too
+                for x, r in zip(xs, read):
+                    while r and x is not None:  # a view's values are its base's too
                         x._kept, x = True, x._view_of
             else:
                 self.inputs = tuple(_graph_ref(x) for x in xs)
@@ -671,8 +671,8 @@ class Function:
 
     def reads(self) -> tuple[bool, ...]:
         """Which inputs' values (then the output's, with ``keeps_output``) ``backward`` reads, given
-        ``needs_input_grad``: only those are version-checked, as PyTorch saves only those. Ops whose
-        gradients need the other operand override it."""
+        ``needs_input_grad``: only those are kept and version-checked, as PyTorch saves only those
+        (``x * 3.0`` keeps nothing of ``x``). Ops whose gradients need the other operand override it."""
         return (True,) * (len(self.needs_input_grad) + 1)
 
     def forward(self, *xs):
