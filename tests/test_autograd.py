@@ -480,3 +480,16 @@ def test_version_errors_match_torch():
     _modify("iadd", h)
     with pytest.raises(RuntimeError, match="modified by an in-place operation"):
         y.backward()
+
+
+def test_detach_keeps_no_reference_to_the_graph():
+    """A detached copy shares the version counter, not the graph: storing ``loss.detach()`` for a
+    history must not keep each step's graph (and its saved arrays) alive."""
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = (x * 2.0).exp()
+    creator = weakref.ref(y.creator)
+    d = y.detach()
+    del y
+    gc.collect()
+    assert creator() is None
+    np.testing.assert_allclose(d.data, np.exp(2.0))

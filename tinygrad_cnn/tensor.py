@@ -205,7 +205,7 @@ class Tensor:
     _grad: Tensor | None = None
     _index = 0  # which output of ``creator`` this is
     _kept = False  # a recorded op keeps these values for its backward: no in-place writes
-    _view_of: Tensor | None = None  # the tensor whose array this one's is a view of (reshape, detach, ...)
+    _view_of: Tensor | None = None  # the tensor whose array this one's is a view of (reshape, getitem, ...)
     # [in-place writes, recorded in-place ops] on the tensor that owns the memory (see bump_version)
     _version: list[int] | None = None
     _made_at = 0  # recorded in-place ops on this memory when this tensor got its node (see _check_fresh)
@@ -422,7 +422,7 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         t = Tensor._wrap(self.data)
-        t._view_of = self
+        t._version = _memory_box(self)  # same memory, same version counter (not a reference to the graph)
         return t
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -768,7 +768,8 @@ def _viewed(y: Any, xs: Sequence[Tensor]) -> Tensor | None:
 
 
 def _memory_box(t: Tensor) -> list[int]:
-    """The counters of ``t``'s memory, ``[writes, recorded in-place ops]``, kept on the tensor that owns it."""
+    """The counters of ``t``'s memory, ``[writes, recorded in-place ops]``, kept on the tensor that owns it
+    (and shared with its ``detach()`` copies)."""
     while t._view_of is not None:
         t = t._view_of
     box = t.__dict__.get("_version")
