@@ -95,9 +95,7 @@ class Sigmoid(Function):
     """``1 / (1 + e^-x)`` computed as ``(tanh(x/2) + 1) / 2``: no overflow for large |x|."""
 
     keeps_output = True
-
-    def reads(self):
-        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
+    reads_inputs = False
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -111,9 +109,7 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     keeps_output = True
-
-    def reads(self):
-        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
+    reads_inputs = False
 
     def forward(self, x):
         return get_array_module(x).tanh(x)
@@ -216,9 +212,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 class Softmax(Function):
     keeps_output = True
-
-    def reads(self):
-        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
+    reads_inputs = False
 
     def __init__(self, axis: int = -1):
         self.axis = axis
@@ -239,9 +233,7 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     keeps_output = True
-
-    def reads(self):
-        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
+    reads_inputs = False
 
     def __init__(self, axis: int = -1):
         self.axis = axis

@@ -669,11 +669,14 @@ class Function:
                 o.creator, o.generation, o._index = self, self.generation + 1, i
         return tuple(outputs) if multi else outputs[0]
 
+    # Does ``backward`` read its inputs' values at all? False for ops that read only their output.
+    reads_inputs = True
+
     def reads(self) -> tuple[bool, ...]:
         """Which inputs' values (then the output's, with ``keeps_output``) ``backward`` reads, given
         ``needs_input_grad``: only those are kept and version-checked, as PyTorch saves only those
         (``x * 3.0`` keeps nothing of ``x``). Ops whose gradients need the other operand override it."""
-        return (True,) * (len(self.needs_input_grad) + 1)
+        return (self.reads_inputs,) * len(self.needs_input_grad) + (True,)
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -1104,9 +1107,7 @@ def _mask(m, like: Tensor) -> Tensor:
 
 class Exp(Function):
     keeps_output = True
-
-    def reads(self):
-        return (False,) * len(self.needs_input_grad) + (True,)  # the output only
+    reads_inputs = False
 
     def forward(self, a):
         return get_array_module(a).exp(a)
