@@ -17,6 +17,7 @@ from .tensor import (
     Function,
     Tensor,
     _check_axis,
+    _leaf_below,
     _rebase,
     _values_needed,
     as_tensor,
@@ -145,16 +146,6 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     bump_version(x)
     ReLU(inplace=True)(x)
     return x
-
-
-def _leaf_below(x: Tensor) -> bool:
-    """Whether ``x`` is, or is a view of, a leaf that requires grad."""
-    t: Tensor | None = x
-    while t is not None:
-        if t.creator is None and t.requires_grad:
-            return True
-        t = t._view_of
-    return False
 
 
 def sigmoid(x: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ import functools
 import heapq
 import itertools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -656,8 +656,8 @@ class Function:
                 self.inputs = tuple(x if r else _graph_ref(x) for x, r in zip(xs, read))
                 self.versions = [_version_box(x) for x, r in zip(xs, read) if r]
                 for x, r in zip(xs, read):
-                    while r and x is not None:  # a view's values are its base's too
-                        x._kept, x = True, x._view_of
+                    for t in _view_chain(x) if r else ():  # a view's values are its base's too
+                        t._kept = True
             else:
                 self.inputs = tuple(_graph_ref(x) for x in xs)
             if self.keeps_output and read[-1]:
@@ -770,11 +770,17 @@ def _viewed(y: Any, xs: Sequence[Tensor]) -> Tensor | None:
     return None
 
 
+def _view_chain(t: Tensor) -> Iterator[Tensor]:
+    """``t``, the tensor it is a view of, that one's base, ... down to the tensor that owns the memory."""
+    while t is not None:
+        yield t
+        t = t._view_of
+
+
 def _memory_box(t: Tensor) -> list[int]:
     """The counters of ``t``'s memory, ``[writes, recorded in-place ops]``, kept on the tensor that owns it
     (and shared with its ``detach()`` copies)."""
-    while t._view_of is not None:
-        t = t._view_of
+    *_, t = _view_chain(t)
     box = t.__dict__.get("_version")
     if box is None:
         box = t._version = [0, 0]
@@ -823,12 +829,12 @@ def _values_needed(x: Tensor) -> Tensor | None:
     """The recorded tensor, ``x`` or one it is a view of, whose values a recorded op keeps for its
     backward (an input of matmul, the output of sigmoid), else None: writing ``x`` in place would
     corrupt that gradient."""
-    t: Tensor | None = x
-    while t is not None:
-        if t.creator is not None and (t._kept or t.creator.keeps_output):
-            return t
-        t = t._view_of
-    return None
+    return next((t for t in _view_chain(x) if t.creator is not None and (t._kept or t.creator.keeps_output)), None)
+
+
+def _leaf_below(x: Tensor) -> bool:
+    """Whether ``x`` is, or is a view of, a leaf that requires grad (never to be written in place)."""
+    return any(t.creator is None and t.requires_grad for t in _view_chain(x))
 
 
 def _rebase(x: Tensor, y: Tensor) -> Tensor:
