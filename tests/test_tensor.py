@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -337,3 +342,18 @@ def test_nn_flatten_takes_end_dim_as_torch():
     x = Tensor(np.zeros((2, 3, 4, 5)))
     assert nn.Flatten()(x).shape == (2, 60) and nn.Flatten(1, 2)(x).shape == (2, 12, 5)
     assert nn.Flatten(0, -2)(x).shape == (24, 5) and repr(nn.Flatten(1, 2)) == "Flatten(start_dim=1, end_dim=2)"
+
+
+def test_import_and_a_training_step_never_import_cupy(tmp_path):
+    """The array-module handle looks CuPy up only once the program has imported it: an installed
+    CuPy (here a stand-in that fails on import) must not slow down or break ``import tinygrad_cnn``."""
+    (tmp_path / "cupy").mkdir()
+    marker = tmp_path / "imported"
+    (tmp_path / "cupy" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise ImportError('no GPU')\n")
+    code = ("import sys, numpy as np, tinygrad_cnn as tc\n"
+            "m = tc.models.LeNet5(); x = tc.Tensor(np.zeros((2, 1, 28, 28), np.float32))\n"
+            "tc.functional.softmax_cross_entropy(m(x), np.array([1, 2])).backward()\n"
+            "assert 'cupy' not in sys.modules\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).parents[1]), env=env)
+    assert not marker.exists(), "import tinygrad_cnn imported cupy"

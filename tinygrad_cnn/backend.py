@@ -6,31 +6,37 @@ on it, as DeZero does. Today that is always NumPy; a CuPy backend is this file, 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
-try:  # CuPy is optional and never imported unless installed.
-    import cupy as _cupy  # type: ignore[import-not-found]
-except Exception:  # pragma: no cover - no GPU on CI
-    _cupy = None
+
+def _cupy():
+    """CuPy if the program has imported it, else None. Never imported here: a CuPy array can only
+    exist once its user imported CuPy, and importing it (and a CUDA context) would make
+    ``import tinygrad_cnn`` slow wherever CuPy happens to be installed."""
+    return sys.modules.get("cupy")
 
 
 def get_array_module(*arrays: Any):
     """Return ``cupy`` if any argument is a CuPy array, else ``numpy``."""
-    if _cupy is not None:
+    cp = _cupy()
+    if cp is not None:
         for a in arrays:
-            if isinstance(a, _cupy.ndarray):
-                return _cupy
+            if isinstance(a, cp.ndarray):
+                return cp
     return np
 
 
 def as_numpy(a: Any) -> np.ndarray:
     """Bring an array back to host memory as a NumPy array."""
-    if _cupy is not None and isinstance(a, _cupy.ndarray):
-        return _cupy.asnumpy(a)
+    cp = _cupy()
+    if cp is not None and isinstance(a, cp.ndarray):
+        return cp.asnumpy(a)
     return np.asarray(a)
 
 
 def is_array(a: Any) -> bool:
-    return isinstance(a, np.ndarray) or (_cupy is not None and isinstance(a, _cupy.ndarray))
+    cp = _cupy()
+    return isinstance(a, np.ndarray) or (cp is not None and isinstance(a, cp.ndarray))
