@@ -104,6 +104,10 @@ def test_train_eval_propagate_to_every_module():
     assert all(m.training for m in net.modules())
     net.block.eval()
     assert net.training and not net.block.drop.training and net.head.training
+    with pytest.raises(ValueError, match="expected to be a bool, got 'no'"):  # as PyTorch: not a truthy string
+        net.train("no")
+    assert net.training and not net.block.drop.training
+    assert net.train(np.bool_(False)) is net and not net.training
 
 
 def test_dropout_follows_mode():

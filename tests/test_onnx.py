@@ -150,7 +150,7 @@ class Zoo(nn.Module):
         h = h ** 2 + (-h).exp() + (h * h + 1).log() - 2 / (h * h + 1)
         h = F.tanh(self.fc(h.astype(np.float32)))                                      # Linear on 4-D input
         h = h.transpose(0, 2, 3, 1).reshape(h.shape[0], 4, -1)                         # (N, 4, 20)
-        h = h + h.sum(axis=2, keepdims=True) * 0.1 - h.max(axis=1, keepdims=True)
+        h = h + h.sum(axis=2, keepdims=True) * 0.1 - h.max(axis=1, keepdims=True) - h.mean(axis=0) * 0.2
         h = F.softmax(h, axis=1) + F.log_softmax(h, axis=-1) * F.sigmoid(h)
         h = self.proj(h) @ Tensor(np.linspace(-1, 1, 21, dtype=np.float32).reshape(7, 3))
         return h.reshape(h.shape[0], -1) + h.max(axis=(1, 2)).reshape(-1, 1)
@@ -164,7 +164,8 @@ def test_every_mapped_op_matches_onnxruntime(opset):
     onnx.checker.check_model(proto, full_check=True)
     ops = {n.op_type for n in proto.graph.node}
     assert {"Conv", "LRN", "AveragePool", "MaxPool", "Pad", "Mul", "Add", "Sub", "Div", "Pow", "Neg", "Exp",
-            "Log", "Tanh", "Sigmoid", "Transpose", "Reshape", "ReduceSum", "ReduceMax", "Softmax", "LogSoftmax",
+            "Log", "Tanh", "Sigmoid", "Transpose", "Reshape", "ReduceSum", "ReduceMax", "ReduceMean", "Softmax",
+            "LogSoftmax",
             "MatMul", "Cast"} <= ops
     x = images((3, 3, 6, 6), seed=4)
     ref = engine(model, x)
@@ -591,3 +592,60 @@ def test_ceil_mode_pools_round_trip_through_onnx(tmp_path, kind, hw, k, s, p):
     ref = engine(model, x)
     assert_close(load(tmp_path / "m.onnx")(Tensor(x)).data, ref, atol=1e-6)
     assert_close(run_ort(tmp_path / "m.onnx", x), ref, atol=1e-6)
+
+
+def test_export_under_no_grad_with_frozen_weights_traces_the_input(tmp_path):
+    """Exporting inside ``no_grad()`` (or with every weight frozen) still records the graph from the
+    input: the file must not bake the example's output in as a constant."""
+    tc.manual_seed(0)
+    model = make("lenet5")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with tc.no_grad():
+        path = onnx_export(model, Tensor(images((1, 1, 28, 28))), tmp_path / "frozen.onnx")
+    assert "Conv" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    x = images((3, 1, 28, 28), seed=5)
+    assert_close(run_ort(path, x), engine(model, x))
+
+
+class _Scalar(nn.Module):
+    """A learnable 0-d parameter and a 0-d output."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(np.array(2.0, np.float32))
+
+    def forward(self, x):
+        return x.mean() * self.scale + (x * x).sum()
+
+
+def test_zero_d_parameters_and_outputs_keep_their_shape(tmp_path):
+    model = _Scalar()
+    path = onnx_export(model, Tensor(images((2, 3))), tmp_path / "scalar.onnx")
+    proto = onnx.load(str(path))
+    assert [list(t.dims) for t in proto.graph.initializer if t.name.endswith("scale")] == [[]]
+    x = images((5, 3), seed=6)
+    got = run_ort(path, x)
+    assert got.shape == () and np.isclose(got, model(Tensor(x)).item(), rtol=1e-5)
+    loaded = load(path)
+    loaded.load_state_dict(model.state_dict())  # the 0-d parameter comes back 0-d
+    assert np.isclose(loaded(Tensor(x)).item(), model(Tensor(x)).item(), rtol=1e-6)
+
+
+class _MixedConstant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(x) * Tensor(np.array([1.5, -2.0]))  # a float64 constant promotes, as in PyTorch
+
+
+def test_a_float64_constant_is_cast_as_the_engine_promotes(tmp_path):
+    tc.manual_seed(0)
+    model = _MixedConstant()
+    path = onnx_export(model, Tensor(images((2, 3))), tmp_path / "mixed.onnx")  # checked by onnx.checker
+    x = images((4, 3), seed=7)
+    ref = model(Tensor(x)).data
+    assert ref.dtype == np.float64
+    assert_close(run_ort(path, x), ref, atol=1e-6)

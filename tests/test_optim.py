@@ -125,6 +125,8 @@ def test_lr_property_and_param_groups():
     opt = optim.SGD([p], lr=0.1)
     opt.lr = 0.5
     assert opt.param_groups[0]["lr"] == 0.5
+    assert optim.SGD([p]).lr == 1e-3 == optim.Adam([p]).lr  # PyTorch's defaults
+    assert optim.AdaGrad([p]).lr == 0.01 == optim.RMSprop([p]).lr
     set_grad(p, [1.0])
     opt.step()
     np.testing.assert_allclose(p.data, [0.5])
@@ -180,8 +182,8 @@ def test_state_dict_is_flat_and_plain():
     set_grad(p, [1.0, 1.0])
     opt.step()
     sd = opt.state_dict()
-    assert set(sd) == {"step_count", "group.lr", "group.betas", "group.eps", "group.weight_decay", "group.amsgrad",
-                       "state.0.exp_avg", "state.0.exp_avg_sq", "state.0.step"}
+    assert set(sd) == {"step_count", "param_count", "group.lr", "group.betas", "group.eps", "group.weight_decay",
+                       "group.amsgrad", "state.0.exp_avg", "state.0.exp_avg_sq", "state.0.step"}
     assert all(isinstance(v, np.ndarray) and v.dtype != object for v in sd.values())
 
 
@@ -307,3 +309,63 @@ def test_zero_grad_set_to_none_false_leaves_zero_gradients():
     assert p.grad is not None and p.grad.shape == (3,) and not p.grad.data.any()
     opt.zero_grad()
     assert p.grad is None
+
+
+def test_load_state_dict_replaces_the_state_as_pytorch():
+    """Loading the state dict of a fresh optimizer drops the buffers built since (torch: state == {})."""
+    p = param([1.0, 2.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    fresh = opt.state_dict()
+    for _ in range(3):
+        set_grad(p, [1.0, 1.0])
+        opt.step()
+    assert "momentum_buffer" in opt.state[0]
+    opt.load_state_dict(fresh)
+    assert opt.state == [{}] and opt.step_count == 0
+    set_grad(p, [1.0, 1.0])
+    before = p.data.copy()
+    opt.step()  # a first step again: the buffer starts from the gradient
+    np.testing.assert_allclose(p.data, before - 0.1)
+
+
+@pytest.mark.parametrize("sd,match", [
+    ({"weight": np.zeros((3, 3)), "bias": np.zeros(3)}, "unexpected key 'weight'"),   # a model's state dict
+    ({"state": np.zeros(1), "param_groups": np.zeros(1)}, "unexpected key 'state'"),   # PyTorch's layout
+    ({"group.betas": np.array([0.9, 0.99])}, "unexpected key 'group.betas'.*SGD"),     # Adam's, into SGD
+    ({"param_count": np.asarray(1)}, "for 1 parameters, the optimizer has 2"),
+    ({"step_count": np.asarray(1.5)}, "step_count must be an integer"),
+], ids=["model", "torch-layout", "other-optimizer", "count", "step-count"])
+def test_load_state_dict_refuses_what_is_not_its_state_and_changes_nothing(sd, match):
+    ps = [param([1.0, 2.0]), param([3.0])]
+    opt = optim.SGD(ps, lr=0.1, momentum=0.9)
+    for p in ps:
+        set_grad(p, np.ones(p.shape))
+    opt.step()
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(sd)
+    after = opt.state_dict()
+    assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
+
+
+@pytest.mark.parametrize("factory", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: optim.AdaGrad(ps, lr=0.1),
+    lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.9, centered=True),
+    lambda ps: optim.Adam(ps, lr=0.1),
+], ids=["momentum", "adagrad", "rmsprop", "adam"])
+def test_a_reload_mid_run_continues_exactly_for_a_0d_parameter(factory):
+    """0-d buffers come back as arrays: the updates that follow change them in place, as before the reload."""
+    p, q = param(1.5, np.float32), param(1.5, np.float32)
+    grads = [0.5, -1.0, 2.0, 0.25, -0.75, 1.0]
+    opt, other = factory([p]), factory([q])
+    for i, g in enumerate(grads):
+        if i == 3:
+            other = factory([q])
+            other.load_state_dict(opt.state_dict())
+        set_grad(p, g)
+        set_grad(q, g)
+        opt.step()
+        other.step()
+    np.testing.assert_array_equal(q.data, p.data)
+

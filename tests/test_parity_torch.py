@@ -257,6 +257,12 @@ def test_pooling_and_loss_of_an_empty_batch(case):
     compare(ours, theirs, (np.zeros(x_shape, np.float32),), np.float32)
 
 
+@pytest.mark.parametrize("shape,axis", [((0, 3), None), ((0, 3), 0), ((2, 0), 1), ((0, 3), 1)], ids=str)
+def test_mean_of_nothing_is_nan_as_in_torch(shape, axis):
+    theirs = (lambda x: x.mean()) if axis is None else (lambda x: x.mean(dim=axis))
+    compare(lambda x: x.mean(axis), theirs, (np.zeros(shape, np.float32),), np.float32)
+
+
 def test_a_small_convnet_end_to_end(rng):
     """conv -> relu -> LRN -> max-pool 3/2 -> linear -> cross-entropy, all gradients against torch."""
     x, w, b = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3)) * 0.5, rng.standard_normal(4)

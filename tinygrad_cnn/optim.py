@@ -75,8 +75,10 @@ class Optimizer:
 
     # -- checkpoints -------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Flat dict: hyper-parameters under ``group.<name>``, buffers under ``state.<i>.<name>``."""
-        out: dict[str, np.ndarray] = {"step_count": np.asarray(self.step_count)}
+        """Flat dict: hyper-parameters under ``group.<name>``, buffers under ``state.<i>.<name>``,
+        and the number of parameters (``param_count``) so that a reload can check it."""
+        out: dict[str, np.ndarray] = {"step_count": np.asarray(self.step_count),
+                                      "param_count": np.asarray(len(self.params))}
         for k, v in self.param_groups[0].items():
             if k != "params":
                 out[f"group.{k}"] = np.asarray(v)
@@ -86,32 +88,54 @@ class Optimizer:
         return out
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
-        self.step_count = int(sd.get("step_count", 0))
+        """Replace hyper-parameters and state with ``sd``'s (from :meth:`state_dict`), as PyTorch does.
+
+        Checked before anything changes: every key must be one this optimizer writes, the
+        parameter count and each buffer's shape must match. Buffers keep the parameters' dtype
+        (0-d ones stay arrays, so in-place updates keep working); counters such as ``step`` are ints.
+        """
+        name = type(self).__name__
         group = self.param_groups[0]
+        hyper: dict[str, Any] = {}
+        state: list[dict[str, Any]] = [{} for _ in self.params]
         for key, v in sd.items():
-            if key.startswith("group."):
-                name = key[len("group."):]
-                arr = np.asarray(v)
-                group[name] = tuple(arr.tolist()) if arr.ndim else arr.item()
-            elif key.startswith("state."):
-                _, i, name = key.split(".", 2)
+            arr = np.asarray(v)
+            if key in ("step_count", "param_count"):
+                if arr.ndim or arr.dtype.kind not in "iu":
+                    raise ValueError(f"{name}.load_state_dict: {key} must be an integer, got {arr!r}")
+            elif key.startswith("group.") and key[len("group."):] in group and key != "group.params":
+                h = key[len("group."):]
+                hyper[h] = tuple(arr.tolist()) if arr.ndim else arr.item()
+            elif key.startswith("state.") and key.count(".") >= 2 and key.split(".")[1].isdigit():
+                _, i, buf = key.split(".", 2)
                 i = int(i)
                 if i >= len(self.params):
-                    raise ValueError(f"optimizer state has {key} but only {len(self.params)} parameters")
+                    raise ValueError(f"{name}.load_state_dict: {key} is for parameter {i}, but the optimizer has "
+                                     f"{len(self.params)} parameters")
                 p = self.params[i]
-                arr = np.asarray(v)
-                if arr.ndim == 0:
-                    self.state[i][name] = arr.item()
-                    continue
-                if arr.shape != p.shape:
-                    raise ValueError(f"optimizer state {key} has shape {arr.shape}, parameter has {p.shape}")
-                self.state[i][name] = get_array_module(p.data).array(arr, dtype=p.dtype)
+                if arr.dtype.kind in "iu" and arr.ndim == 0:  # a counter ("step")
+                    state[i][buf] = int(arr)
+                elif arr.shape != p.shape:
+                    raise ValueError(f"{name}.load_state_dict: {key} has shape {arr.shape}, parameter {i} has "
+                                     f"{p.shape}")
+                else:
+                    state[i][buf] = get_array_module(p.data).array(arr, dtype=p.dtype)
+            else:
+                raise ValueError(f"{name}.load_state_dict: unexpected key {key!r}: not a state dict of {name} "
+                                 "(keys are step_count, param_count, group.<hyper-parameter>, state.<i>.<buffer>)")
+        count = int(sd.get("param_count", len(self.params)))  # state dicts written before param_count: unchecked
+        if count != len(self.params):
+            raise ValueError(f"{name}.load_state_dict: the state dict is for {count} parameters, the optimizer "
+                             f"has {len(self.params)}")
+        group.update(hyper)
+        self.state = state
+        self.step_count = int(sd.get("step_count", 0))
 
 
 class SGD(Optimizer):
     """``p -= lr * g`` with optional (Nesterov) momentum and L2 weight decay, as ``torch.optim.SGD``."""
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
         name = type(self).__name__
         _check_nonneg(name, lr=lr, momentum=momentum, weight_decay=weight_decay)

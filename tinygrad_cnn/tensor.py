@@ -1341,12 +1341,25 @@ def _keepdims_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
+class Mean(Sum):
+    """Mean over ``axis``. Its own op, not Sum times ``1/n``: an exported graph (ReduceMean) then
+    divides by the size of the batch it runs on, not by the example's. An empty mean is NaN, as PyTorch's."""
+
+    def forward(self, a):
+        total = super().forward(a)
+        self.count = 1
+        for ax in _normalize_axis(self.axis, a.ndim):
+            self.count *= a.shape[ax]
+        if self.count == 0:
+            return get_array_module(a).full_like(total, np.nan, dtype=np.result_type(total.dtype, np.float32))
+        return total / (total.dtype.type(self.count) if total.dtype.kind == "f" else self.count)
+
+    def backward(self, gy):
+        return super().backward(gy) * (1.0 / max(self.count, 1))  # count 0: an empty gradient anyway
+
+
 def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    _check_axis("mean", axis, x.ndim)
-    n = 1
-    for a in _normalize_axis(axis, x.ndim):
-        n *= x.shape[a]
-    return x.sum(axis, keepdims) * (1.0 / max(n, 1))
+    return Mean(_check_axis("mean", axis, x.ndim), keepdims)(x)
 
 
 # --------------------------------------------------------------------------- shape ops

@@ -150,8 +150,10 @@ class Module:
 
     # -- modes and grads -----------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
+        if not isinstance(mode, (bool, np.bool_)):  # train("no") would switch training on, silently
+            raise ValueError(f"{type(self).__name__}.train: training mode is expected to be a bool, got {mode!r}")
         for m in self.modules():
-            object.__setattr__(m, "training", mode)
+            object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self) -> Module:

@@ -85,16 +85,15 @@ def to_onnx(model: Module, example_input: Any, input_names: Sequence[str] = ("in
     if data.dtype.kind != "f" or data.ndim < 1:
         raise ValueError(f"onnx.export: example_input must be a float tensor with a batch axis, got dtype "
                          f"{data.dtype} and shape {tuple(data.shape)}")
-    # x requires grad so that every op downstream of it is recorded, and is the output of a marker op
-    # (not a leaf) so that the model may modify it in place (a first ReLU(inplace=True)).
-    marker = _GraphInput()
-    x = marker(Tensor(np.array(data, copy=True), requires_grad=True))
-    input_key = _node_key(x)
-
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        with set_grad_enabled(True):
+        with set_grad_enabled(True):  # recorded even when exporting under no_grad() or with frozen weights
+            # x requires grad so that every op downstream of it is recorded, and is the output of a
+            # marker op (not a leaf) so that the model may modify it in place (a first ReLU(inplace=True)).
+            marker = _GraphInput()
+            x = marker(Tensor(np.array(data, copy=True), requires_grad=True))
+            input_key = _node_key(x)
             result = model(x)
     finally:
         for m, mode in modes:
@@ -227,7 +226,7 @@ class _Builder:
     def initializer(self, name: str, arr: Any, doc: str | None = CONSTANT_DOC) -> str:
         from onnx import numpy_helper
 
-        tp = numpy_helper.from_array(np.ascontiguousarray(np.asarray(arr)), name)
+        tp = numpy_helper.from_array(np.asarray(arr).copy(order="C"), name)  # not ascontiguousarray: keeps 0-d
         if doc:
             tp.doc_string = doc
         self.initializers.append(tp)
@@ -310,6 +309,9 @@ def _elementwise(op: str):
             if a is not None:
                 axis = a + out.ndim - t.ndim
                 break
+        # the engine promotes mixed operands (float32 input + float64 constant -> float64); ONNX does not
+        ins = [b.add("Cast", [name], {"to": _onnx_dtype(out)}, None, fn) if t.dtype != out.dtype else name
+               for t, name in zip(fn.inputs, ins)]
         b.add(op, ins, {}, out, fn, batch_axis=axis)
     return handler
 
@@ -569,6 +571,7 @@ _HANDLERS = {
     "Reshape": _reshape,
     "Transpose": _transpose,
     "Sum": _reduce("ReduceSum"),
+    "Mean": _reduce("ReduceMean"),
     "Max": _reduce("ReduceMax"),
     "Softmax": _softmax("Softmax"),
     "LogSoftmax": _softmax("LogSoftmax"),
