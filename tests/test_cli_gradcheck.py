@@ -54,9 +54,18 @@ def test_gradcheck_command_first_order_and_list(capsys):
     assert len(listed) == len(checks.CASES)
 
 
-def test_gradcheck_command_unknown_op(capsys):
-    assert main(["gradcheck", "--op", "no_such_op"]) == 2
-    assert "conv2d" in capsys.readouterr().out  # lists the ops that exist
+@pytest.mark.parametrize("argv,message", [
+    (["--op", "no_such_op"], "tinygrad-cnn gradcheck: error: no check matches --op no_such_op; ops: "),
+    (["--seed", "-1"], "tinygrad-cnn gradcheck: error: argument --seed: must be an integer >= 0, got -1"),
+], ids=["op", "seed"])
+def test_gradcheck_command_bad_arguments_are_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["gradcheck", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(message)
+    if argv[0] == "--op":
+        assert "conv2d" in err  # lists the ops that exist
 
 
 def test_gradcheck_command_fails_on_a_wrong_backward(capsys, monkeypatch):

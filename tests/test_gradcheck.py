@@ -123,6 +123,48 @@ def test_inputs_restored_even_when_the_check_fails(randt):
     np.testing.assert_array_equal(b.data, b0)
 
 
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_inputs_restored_when_fn_raises_in_the_middle_of_a_perturbation(randt, fast_mode):
+    x = randt(2, 3)
+    x0, calls = x.data.copy(), [0]
+
+    def fn(a):
+        calls[0] += 1
+        if calls[0] == 3:  # the second numeric forward: x is perturbed right now
+            raise RuntimeError("boom")
+        return a * 2
+
+    with pytest.raises(RuntimeError, match="boom"):
+        tc.gradcheck(fn, (x,), fast_mode=fast_mode)
+    np.testing.assert_array_equal(x.data, x0)  # bit for bit
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+@pytest.mark.parametrize("case", ["log of negatives", "sqrt at zero"])
+def test_a_nan_or_infinite_gradient_never_passes(fast_mode, case):
+    """As PyTorch (allclose without equal_nan): NaN against NaN, or inf against NaN, is a mismatch."""
+    fn, x = {"log of negatives": (lambda a: a.log(), -np.ones(3)),
+             "sqrt at zero": (lambda a: a ** 0.5, np.zeros(2))}[case]
+    with np.errstate(all="ignore"), pytest.raises(tc.GradcheckError, match="NaN|nan"):
+        tc.gradcheck(fn, (Tensor(x, requires_grad=True),), fast_mode=fast_mode)
+
+
+def test_raise_exception_false_returns_false_as_pytorch(randt):
+    x = randt(3, 4)
+    assert tc.gradcheck(lambda x: ZeroGradSoftmax(-1)(x), (x,), raise_exception=False) is False
+    assert tc.gradcheck(lambda x: ZeroGradSoftmax(-1)(x), (x,), fast_mode=True, raise_exception=False) is False
+    assert tc.gradgradcheck(lambda x: x.tanh(), (x,), raise_exception=False) is True
+    with pytest.raises(ValueError, match="no input requires grad"):  # a misuse still raises
+        tc.gradcheck(lambda x: x * 2, (Tensor(np.ones(2)),), raise_exception=False)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-6, float("nan")])
+def test_eps_must_be_a_positive_step(randt, eps):
+    """eps=0 would divide 0 by 0: every numeric entry NaN."""
+    with pytest.raises(ValueError, match="eps must be a positive finite step"):
+        tc.gradcheck(lambda x: x * 2, (randt(2),), eps=eps)
+
+
 def test_non_tensor_and_int_inputs_pass_through(randt):
     labels = Tensor(np.array([2, 0, 1]))
     assert tc.gradcheck(lambda x, t, scale: F.softmax_cross_entropy(x * scale, t), (randt(3, 4), labels, 1.5))

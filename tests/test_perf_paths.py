@@ -564,8 +564,18 @@ def test_bench_cli_runs_a_workload_in_a_subprocess_and_writes_json(tmp_path, cap
     assert "W3d" in capsys.readouterr().out
 
 
-def test_bench_cli_rejects_unknown_workloads(capsys):
+@pytest.mark.parametrize("argv,message", [
+    (["--workloads", "W9"], "argument --workloads: unknown workload(s) W9; choose from W1,W2,W3a,W3b,W3c,W3d,W4"),
+    (["--workloads", ","], "argument --workloads: unknown workload(s) (none given); choose from "
+                           "W1,W2,W3a,W3b,W3c,W3d,W4"),
+    (["--reps", "0"], "argument --reps: must be an integer >= 1, got 0"),
+    (["--rounds", "x"], "argument --rounds: must be an integer >= 1, got 'x'"),
+    (["--baseline", "/nonexistent"], "argument --baseline: /nonexistent: no tinygrad_cnn package there"),
+], ids=["workload", "empty", "reps", "rounds", "baseline"])
+def test_bench_cli_bad_arguments_are_one_line_usage_errors(capsys, argv, message):
     from tinygrad_cnn.cli import main
 
-    assert main(["bench", "--workloads", "W9", "--no-torch"]) == 2
-    assert "W9" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *argv, "--no-torch"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"tinygrad-cnn bench: error: {message}"

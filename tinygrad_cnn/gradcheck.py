@@ -48,19 +48,25 @@ def _differentiable(inputs: Sequence[Any]) -> list[int]:
 
 
 class _Perturb:
-    """Temporarily move one element of a Tensor's data, restoring it exactly afterwards."""
+    """Temporarily move elements of a Tensor's data; :meth:`restore` puts every value back bit for bit,
+    also when ``fn`` raised (or the user pressed Ctrl-C) in the middle of a perturbation."""
 
     def __init__(self, t: Tensor):
         self.t, self.orig = t, t.data
-        if not t.data.flags.writeable:
-            t.data = t.data.copy()
+        if t.data.flags.writeable:
+            self.saved = t.data.copy()
+        else:  # perturb a copy; restoring is putting the original array back
+            self.saved, t.data = None, t.data.copy()
 
     def at(self, index: tuple, value: float) -> None:
         self.t.data[index] = value
 
     def restore(self) -> None:
-        if self.t.data is not self.orig:
+        if self.saved is None:
             self.t.data = self.orig
+        else:
+            self.t.data = self.orig
+            self.orig[...] = self.saved
 
 
 def _snapshot(y: Tensor) -> np.ndarray:
@@ -81,16 +87,29 @@ def _ix(index) -> str:
     return "[" + ", ".join(str(int(k)) for k in index) + "]"
 
 
+def _close(a, n, atol: float, rtol: float):
+    """``|a - n| <= atol + rtol * |n|`` elementwise; NaN never passes (equal infinities do), as PyTorch's
+    ``allclose``: a NaN or infinite gradient must not pass as a match."""
+    return np.isclose(a, n, rtol=rtol, atol=atol, equal_nan=False)
+
+
+def _check_eps(eps: float) -> None:
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"gradcheck: eps must be a positive finite step, got {eps!r}")
+
+
 def _fail(o, i, out_index, in_index, a, n, atol, rtol):
     raise GradcheckError(
         f"gradcheck: Jacobian mismatch for output {o}, input {i}: d out[{o}]{_ix(out_index)} / "
-        f"d in[{i}]{_ix(in_index)}: analytic {a:.10g} vs numeric {n:.10g} "
-        f"(|diff| {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|)"
+        f"d in[{i}]{_ix(in_index)}: analytic {a:.10g} vs numeric {n:.10g}"
+        + (" (a NaN never matches)" if np.isnan(a) or np.isnan(n) else
+           f" (|diff| {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|)")
     )
 
 
 def jacobians(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6):
     """Return ``(analytic, numeric)`` dicts mapping ``(output, input)`` to Jacobians ``(out.size, in.size)``."""
+    _check_eps(eps)
     inputs = _as_tuple(inputs)
     diff = _differentiable(inputs)
     outs = _outputs(fn, inputs)
@@ -130,22 +149,32 @@ def max_error(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6) -> float:
 
 
 def gradcheck(fn: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
-              fast_mode: bool = False, seed: int = 0) -> bool:
+              fast_mode: bool = False, seed: int = 0, raise_exception: bool = True) -> bool:
     """Check every analytic gradient of ``fn(*inputs)`` against central differences.
 
     The default compares whole Jacobians element by element; ``fast_mode=True`` compares
     random projections ``v^T J u`` instead (one backward and two forwards per input).
-    Pass rule: ``|analytic - numeric| <= atol + rtol * |numeric|``. Returns True or raises
-    :class:`GradcheckError` naming the output, input, element, analytic and numeric values.
+    Pass rule: ``|analytic - numeric| <= atol + rtol * |numeric|``; a NaN on either side fails.
+    Returns True or raises :class:`GradcheckError` naming the output, input, element, analytic
+    and numeric values (``raise_exception=False``: returns False instead, as PyTorch).
     Inputs are left exactly as they were.
     """
-    inputs = _as_tuple(inputs)
+    try:
+        return _gradcheck(fn, _as_tuple(inputs), eps, atol, rtol, fast_mode, seed)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+
+
+def _gradcheck(fn, inputs, eps, atol, rtol, fast_mode, seed) -> bool:
+    _check_eps(eps)
     if fast_mode:
         return _gradcheck_fast(fn, inputs, eps, atol, rtol, seed)
     analytic, numeric = jacobians(fn, inputs, eps)
     for (o, i), a in analytic.items():
         n = numeric[(o, i)]
-        bad = np.abs(a - n) > atol + rtol * np.abs(n)
+        bad = ~_close(a, n, atol, rtol)
         if bad.any():
             k, j = np.argwhere(bad)[0]
             out_shape = _outputs_shape_cache(fn, inputs, o)
@@ -182,7 +211,7 @@ def _gradcheck_fast(fn, inputs, eps, atol, rtol, seed) -> bool:
                 p.t.data[...] = orig
                 p.restore()
             n = float(np.sum(v * (plus - minus) / (2 * eps)))
-            if abs(a - n) > atol + rtol * abs(n):
+            if not _close(a, n, atol, rtol):
                 raise GradcheckError(
                     f"gradcheck (fast_mode): projection v^T J u mismatch for output {o}, input {i}: "
                     f"analytic {a:.10g} vs numeric {n:.10g} (|diff| {abs(a - n):.3g})"
@@ -191,7 +220,7 @@ def _gradcheck_fast(fn, inputs, eps, atol, rtol, seed) -> bool:
 
 
 def gradgradcheck(fn: Callable, inputs: Any, grad_outputs: Any = None, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3, fast_mode: bool = False, seed: int = 0) -> bool:
+                  rtol: float = 1e-3, fast_mode: bool = False, seed: int = 0, raise_exception: bool = True) -> bool:
     """Check second derivatives: gradcheck of ``(inputs, v) -> d<v, fn(inputs)>/d inputs``."""
     inputs = _as_tuple(inputs)
     diff = _differentiable(inputs)
@@ -218,4 +247,4 @@ def gradgradcheck(fn: Callable, inputs: Any, grad_outputs: Any = None, eps: floa
                      for i, g in zip(diff, gs))
 
     return gradcheck(first_derivative, (*inputs, *grad_outputs), eps=eps, atol=atol, rtol=rtol,
-                     fast_mode=fast_mode, seed=seed)
+                     fast_mode=fast_mode, seed=seed, raise_exception=raise_exception)

@@ -437,32 +437,49 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _workload_list(text: str) -> list[str]:
+    """``--workloads``: comma-separated names of :data:`WORKLOADS` (argparse reports a bad one)."""
+    names = [w.strip() for w in text.split(",") if w.strip()]
+    unknown = [w for w in names if w not in WORKLOADS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown workload(s) {', '.join(unknown) or '(none given)'}; "
+                                         f"choose from {','.join(WORKLOADS)}")
+    return names
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _source_tree(path: str) -> str:
+    """``--baseline``: a directory holding a ``tinygrad_cnn`` package."""
+    if not os.path.isdir(os.path.join(path, "tinygrad_cnn")):
+        raise argparse.ArgumentTypeError(f"{path}: no tinygrad_cnn package there")
+    return path
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workloads", default=",".join(WORKLOADS),
+    p.add_argument("--workloads", type=_workload_list, default=list(WORKLOADS),
                    help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)")
-    p.add_argument("--reps", type=int, default=15, help="timed repetitions per workload after warm-up (>= 1)")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--reps", type=_at_least_one, default=15, help="timed repetitions per workload after warm-up (>= 1)")
+    p.add_argument("--rounds", type=_at_least_one, default=1,
                    help="interleaved rounds per workload (each implementation keeps its best); helps on busy machines")
     p.add_argument("--no-torch", action="store_true", help="time this engine only")
     p.add_argument("--no-memory", action="store_true", help="skip the W1 peak-memory measurement")
-    p.add_argument("--baseline", metavar="SRC",
+    p.add_argument("--baseline", metavar="SRC", type=_source_tree,
                    help="also time the engine in this source tree (e.g. an unmodified checkout) as 'before'")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per subprocess")
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = [w for w in names if w not in WORKLOADS]
-    if unknown or not names:
-        print(f"bench: unknown workload(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(WORKLOADS)}")
-        return 2
-    if args.reps < 1 or args.rounds < 1:
-        print("bench: --reps and --rounds must be >= 1")
-        return 2
-    if args.baseline and not os.path.isdir(os.path.join(args.baseline, "tinygrad_cnn")):
-        print(f"bench: --baseline {args.baseline}: no tinygrad_cnn package there")
-        return 2
+    names = args.workloads
     result = run_benchmarks(names, args.reps, not args.no_torch, not args.no_memory, args.timeout,
                             args.rounds, args.baseline)
     print(format_table(result))

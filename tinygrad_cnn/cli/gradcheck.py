@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import UsageError, non_negative_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--op", action="append", help="check only this op (repeatable), e.g. --op conv2d")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random float64 inputs")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random float64 inputs")
     p.add_argument("--first-order", action="store_true", help="skip the second-order (gradgradcheck) pass")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
 
@@ -18,8 +20,8 @@ def run(args: argparse.Namespace) -> int:
 
     cases = [c for c in CASES if not args.op or c.op in args.op]
     if not cases:
-        print(f"no check matches --op {args.op}; ops: {', '.join(sorted({c.op for c in CASES}))}")
-        return 2
+        ops = ", ".join(sorted({c.op for c in CASES}))
+        raise UsageError(f"no check matches --op {' --op '.join(args.op)}; ops: {ops}")
     if args.list:
         for c in cases:
             print(f"{c.op:24s} {c.config}")
