@@ -78,7 +78,36 @@ def test_profile_is_off_outside_the_context_and_nests():
         a.exp()
     assert _tensor._profiler is None
     assert inner.calls() == {"Add": 1, "Sum": 1}
-    assert outer.calls() == {"Mul": 1, "Sum": 1, "Exp": 1}
+    assert outer.calls() == {"Mul": 1, "Add": 1, "Sum": 2, "Exp": 1}  # the inner profile's ops count in it too
+    assert outer.phase_ms()["forward"] >= inner.phase_ms()["forward"]
+
+
+def test_summing_gradients_is_charged_to_backward_not_to_a_forward_add():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = (x * x).sum()  # x reaches Mul twice: its two gradients are summed
+    x.grad = Tensor(np.ones(3, np.float32))  # and added to an existing .grad
+    with tc.profile(verbose=False) as prof:
+        y.backward()
+    assert prof.calls("forward") == {}
+    assert prof.calls("backward") == {"Sum": 1, "Mul": 1, "AccumulateGrad": 2}
+    np.testing.assert_array_equal(x.grad.data, np.full(3, 3.0, np.float32))
+
+
+def test_a_running_profile_cannot_be_entered_again():
+    prof = tc.profile(verbose=False)
+    with prof:
+        try:
+            with prof:
+                pass
+        except RuntimeError as exc:
+            assert "already running" in str(exc)
+        else:  # pragma: no cover
+            raise AssertionError("re-entering a running profile was allowed")
+        assert _tensor._profiler is prof
+    assert _tensor._profiler is None
+    with prof:  # once stopped it may run again, and keeps counting
+        Tensor(np.ones(2, np.float32), requires_grad=True).exp()
+    assert prof.calls() == {"Exp": 1} and _tensor._profiler is None
 
 
 def test_profile_prints_a_table_on_exit(capsys):
@@ -118,9 +147,10 @@ def test_env_var_profiles_the_whole_program():
     for op in ("Conv2d", "ReLU", "MaxPool2d", "Sum"):
         assert (op, "forward", "1") in table, out.stderr
         assert (op, "backward", "1") in table, out.stderr
-    env["TINYGRAD_CNN_PROFILE"] = "0"
-    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert quiet.returncode == 0 and "Conv2d" not in quiet.stderr
+    for off in ("0", "false", "Off", ""):
+        env["TINYGRAD_CNN_PROFILE"] = off
+        quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert quiet.returncode == 0 and "Conv2d" not in quiet.stderr, off
 
 
 def test_profiling_changes_no_numbers():

@@ -262,9 +262,17 @@ def test_draw_model_uses_eval_mode_and_restores_it():
     assert model.training and model.drop1.training and not model.fc1.training
 
 
-def test_bad_output_argument():
-    with pytest.raises(TypeError, match="Tensor"):
-        draw_graph("loss")
+@pytest.mark.parametrize("bad", ["loss", 3, None, []], ids=["str", "int", "none", "empty"])
+def test_bad_output_argument(bad):
+    with pytest.raises(TypeError, match="draw_graph: expected a Tensor or a list of Tensors"):
+        draw_graph(bad)
+
+
+def test_bad_rankdir():
+    y = (Tensor(np.ones(2, np.float32), requires_grad=True) * 2).sum()
+    with pytest.raises(ValueError, match="rankdir must be one of TB, LR, BT, RL, got 'XX'"):
+        draw_graph(y, rankdir="XX")
+    assert 'rankdir=LR' in draw_graph(y, rankdir="LR").source
 
 
 # --------------------------------------------------------------------------- rendering

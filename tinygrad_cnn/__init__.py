@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 _LAZY = ("viz", "onnx", "data", "training", "profiler")
 
 
-if os.environ.get("TINYGRAD_CNN_PROFILE", "").strip() not in ("", "0"):
+if os.environ.get("TINYGRAD_CNN_PROFILE", "").strip().lower() not in ("", "0", "false", "no", "off"):
     from .profiler import _start_from_env
 
     _start_from_env()

@@ -9,8 +9,11 @@ print the table to stderr at exit::
 
 Forward time is the whole ``Function.__call__`` of an op (wrapping included); backward time is
 its ``backward`` call inside ``Tensor.backward`` (ops it builds there count towards it, not
-separately). Time outside any op (Python glue, optimizer) is reported as ``(outside ops)``.
-Cost when off: one module-level ``is not None`` check per op call and per backward step.
+separately); summing two gradients of one tensor is ``AccumulateGrad`` backward. Time outside any
+op (Python glue, optimizer) is reported as ``(outside ops)``. Profiles nest: an op timed by an
+inner ``tc.profile()`` counts in every enclosing one too (and in the ``TINYGRAD_CNN_PROFILE``
+whole-program table). Cost when off: one module-level ``is not None`` check per op call and per
+backward step.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class Profile:
         self.busy = False  # True while timing an op: nested op calls are part of it
         self.wall = 0.0
         self._t0 = 0.0
-        self._prev: Profile | None = None
+        self._prev: Profile | None = None  # the enclosing profile while this one runs
+        self._running = False
 
     # -- hooks called from tensor.py -------------------------------------------------
     def forward(self, fn: _tensor.Function, inputs: tuple[Any, ...]):
@@ -45,9 +49,7 @@ class Profile:
         try:
             return fn(*inputs)
         finally:
-            s = self.stats[("forward", fn.name)]
-            s[0] += 1
-            s[1] += time.perf_counter() - t0
+            self._charge(("forward", fn.name), time.perf_counter() - t0)
             self.busy = False
 
     def backward(self, fn: _tensor.Function, gys: list[Any]):
@@ -57,20 +59,42 @@ class Profile:
         try:
             return fn.backward(*gys)
         finally:
-            s = self.stats[("backward", fn.name)]
-            s[0] += 1
-            s[1] += time.perf_counter() - t0
+            self._charge(("backward", fn.name), time.perf_counter() - t0)
             self.busy = busy
+
+    def accumulate(self, a: Any, b: Any):
+        """``a + b`` of two gradients of one tensor during backward, charged to ``AccumulateGrad`` backward
+        (not to an ``Add`` forward)."""
+        busy, self.busy = self.busy, True
+        t0 = time.perf_counter()
+        try:
+            return a + b
+        finally:
+            self._charge(("backward", "AccumulateGrad"), time.perf_counter() - t0)
+            self.busy = busy
+
+    def _charge(self, key: tuple[str, str], seconds: float) -> None:
+        """One call of ``seconds`` to this profile and to every profile it runs inside."""
+        prof: Profile | None = self
+        while prof is not None:
+            s = prof.stats[key]
+            s[0] += 1
+            s[1] += seconds
+            prof = prof._prev
 
     # -- context -------------------------------------------------------------------
     def start(self) -> Profile:
-        self._prev, _tensor._profiler = _tensor._profiler, self
+        if self._running:
+            raise RuntimeError("profile: this profile is already running; nest a new tc.profile() instead")
+        self._prev, _tensor._profiler, self._running = _tensor._profiler, self, True
         self._t0 = time.perf_counter()
         return self
 
     def stop(self) -> None:
+        if not self._running:
+            return
         self.wall += time.perf_counter() - self._t0
-        _tensor._profiler = self._prev
+        _tensor._profiler, self._prev, self._running = self._prev, None, False
 
     def __enter__(self) -> Profile:
         return self.start()
@@ -134,4 +158,5 @@ def _start_from_env() -> None:
 
 
 def env_enabled() -> bool:
-    return os.environ.get(_ENV, "").strip() not in ("", "0")
+    """Whether ``TINYGRAD_CNN_PROFILE`` asks for profiling (anything but unset, empty, 0, false, no, off)."""
+    return os.environ.get(_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")

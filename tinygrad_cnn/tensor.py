@@ -882,7 +882,7 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
         old = grads.get(key)
         if old is not None:
             owned.discard(id(old))
-            g, fresh = old + g, not create_graph
+            g, fresh = _add_grads(old, g), not create_graph
         grads[key] = g
         if fresh:
             owned.add(id(g))
@@ -930,7 +930,7 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
                 else:
                     out = fn.outputs[i]()
                     if out is not None and out._retain_grad and out.creator is fn:
-                        out.grad, mine[i] = (g if out.grad is None else out.grad + g), False
+                        out.grad, mine[i] = (g if out.grad is None else _add_grads(out.grad, g)), False
             _check_versions(fn)
             fn.grad_owned = tuple(mine)
             gxs = fn.backward(*gys) if _profiler is None else _profiler.backward(fn, gys)
@@ -951,8 +951,13 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
         g = grads[k]
         if not create_graph:  # a gradient array something else may hold (the seed, a shared one) is copied
             g = Tensor._wrap(g.data if id(g) in owned else g.data.copy())
-        t.grad = g if t.grad is None else t.grad + g
+        t.grad = g if t.grad is None else _add_grads(t.grad, g)
     return None
+
+
+def _add_grads(a: Tensor, b: Tensor) -> Tensor:
+    """``a + b`` for two gradients of one tensor; a profile charges it to backward (``AccumulateGrad``)."""
+    return a + b if _profiler is None else _profiler.accumulate(a, b)
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],

@@ -59,7 +59,7 @@ class RecordedGraph:
 
 
 def _as_outputs(output: Tensor | Sequence[Tensor]) -> list[Tensor]:
-    outs = [output] if isinstance(output, Tensor) else list(output)
+    outs = [output] if isinstance(output, Tensor) else list(output) if isinstance(output, Iterable) else []
     if not outs or not all(isinstance(t, Tensor) for t in outs):
         raise TypeError(f"draw_graph: expected a Tensor or a list of Tensors, got {type(output).__name__}")
     unique: dict[int, Tensor] = {}
@@ -299,6 +299,8 @@ def draw_graph(output: Tensor | Sequence[Tensor], params: Any = None, show_shape
     """
     if depth is not None and (not isinstance(depth, (int, np.integer)) or depth < 0):
         raise ValueError(f"draw_graph: depth must be a non-negative int or None, got {depth!r}")
+    if rankdir not in ("TB", "LR", "BT", "RL"):
+        raise ValueError(f"draw_graph: rankdir must be one of TB, LR, BT, RL, got {rankdir!r}")
     rec = collect_graph(output)
     return _Drawer(rec, params, show_shapes, show_attrs, show_saved, group_by_module, rankdir, depth,
                    legend).draw()
