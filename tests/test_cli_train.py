@@ -103,6 +103,14 @@ def test_cli_resume_refuses_changed_settings(smoke_run, tmp_path):
         main(["train", "--resume"])
 
 
+def test_cli_train_refuses_a_file_as_run_directory_before_training(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory")
+    with pytest.raises(SystemExit, match=f"--out {afile} is a file; it must be a run directory"):
+        main(["train", "--epochs", "1", "--out", str(afile)])
+    assert "training" not in capsys.readouterr().out and afile.read_text() == "not a directory"
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_cli_nan_stop_exit_code(tmp_path, capsys):
     rc = main(["train", "--optimizer", "sgd", "--lr", "1e12", "--epochs", "2", "--limit", "100", "--batch-size", "20",

@@ -125,6 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
     if s["batch_size"] < 1:
         raise SystemExit(f"train: --batch-size must be >= 1, got {s['batch_size']}")
     out = Path(args.out or f"runs/{s['model']}-{s['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"train: --out {out} is a file; it must be a run directory (new or existing)")
     (x_train, y_train), (x_test, y_test) = load_dataset(s["dataset"], root=args.data_dir)
     if s["limit"] is not None:
         if s["limit"] < 1:
