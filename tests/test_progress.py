@@ -87,3 +87,39 @@ def test_import_is_light():
     """Importing the package and this module must not import tqdm (an optional extra)."""
     code = "import sys, tinygrad_cnn.progress, tinygrad_cnn.data; assert 'tqdm' not in sys.modules, 'tqdm'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _screen(text: str) -> list[str]:
+    """What a terminal shows after ``text``: ``\\r`` returns to the line start, characters overwrite."""
+    lines, col = [[]], 0
+    for ch in text:
+        if ch == "\n":
+            lines.append([])
+            col = 0
+        elif ch == "\r":
+            col = 0
+        else:
+            line = lines[-1]
+            line[col:col + 1] = [ch]
+            col += 1
+    return ["".join(line) for line in lines]
+
+
+@pytest.mark.parametrize("leave", [True, False])
+def test_fallback_leaves_a_clean_line_for_what_follows(leave):
+    """leave=False blanks the bar, as tqdm does: shorter text written next shows no stray tail; a
+    shorter redraw covers a longer earlier one."""
+    out = io.StringIO()
+    bar = SimpleProgress(total=3, desc="epoch 1/2", unit="batch", file=out, mininterval=0, leave=leave)
+    bar.set_postfix({"loss": "0.9406", "acc": "0.6913", "img/s": "881"})
+    bar.update(3)
+    bar.set_postfix({"loss": "1"})  # shorter than the line before
+    assert _screen(out.getvalue())[-1].rstrip().endswith("loss=1]")
+    bar.close()
+    out.write("\repoch 1/2  done")
+    shown = _screen(out.getvalue())
+    if leave:
+        assert shown[0].rstrip().endswith("loss=1]") and shown[1] == "epoch 1/2  done"
+    else:
+        assert shown == ["epoch 1/2  done" + " " * (len(shown[0]) - len("epoch 1/2  done"))]
+        assert shown[0].rstrip() == "epoch 1/2  done"

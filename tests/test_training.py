@@ -167,6 +167,54 @@ def test_resume_without_checkpoint_or_when_done(sample, tmp_path):
     assert_same_weights(before, weights(model))
 
 
+def test_resume_without_config_keeps_the_runs_config(sample, tmp_path):
+    """evaluate rebuilds the model from the checkpoint's config: a resume must not erase it."""
+    cfg = {"model": "tinynet", "dataset": "mnist-sample", "lr": 0.01}
+    model, opt, loader, _ = make_run(sample)
+    training.fit(model, opt, loader, epochs=1, out_dir=tmp_path, config=cfg, progress_bar=False, pictures=False,
+                 log=None)
+    model, opt, loader, _ = make_run(sample)
+    training.fit(model, opt, loader, epochs=2, out_dir=tmp_path, resume=True, progress_bar=False, pictures=False,
+                 log=None)
+    assert training.load_checkpoint(tmp_path).config == cfg
+    assert json.loads((tmp_path / "config.json").read_text()) == cfg
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_refused_resume_changes_neither_model_nor_optimizer(sample, tmp_path):
+    model, opt, loader, _ = make_run(sample)  # Adam
+    training.fit(model, opt, loader, epochs=1, out_dir=tmp_path, progress_bar=False, pictures=False, log=None)
+    # the optimizer refuses (an Adam checkpoint into SGD): the model must not have been loaded
+    tc.manual_seed(3)
+    net = TinyNet()
+    sgd = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net_before, sgd_before = weights(net), sgd.state_dict()
+    with pytest.raises(ValueError, match="group.betas"):
+        training.fit(net, sgd, loader, epochs=2, out_dir=tmp_path, resume=True, log=None)
+    assert_same_weights(net_before, weights(net))
+    assert _same_state(sgd_before, sgd.state_dict())
+    # the optimizer takes it (same parameter shapes) but the model refuses (other names): the optimizer
+    # must be as it was
+    class Renamed(TinyNet):
+        def __init__(self):
+            super().__init__()
+            self.first, self.last = self.conv1, self.fc
+            del self.conv1, self.fc
+
+        def forward(self, x):  # pragma: no cover - never run
+            raise AssertionError
+
+    other = Renamed()
+    other_opt = optim.Adam(other.parameters(), lr=0.01)
+    before = other_opt.state_dict()
+    with pytest.raises(ValueError, match="conv1.weight|first.weight"):
+        training.fit(other, other_opt, loader, epochs=2, out_dir=tmp_path, resume=True, log=None)
+    assert _same_state(before, other_opt.state_dict())
+
+
 def test_load_checkpoint_rejects_plain_state_dict(tmp_path):
     path = tc.save(TinyNet().state_dict(), tmp_path / "plain.npz")
     with pytest.raises(tc.CheckpointError, match="plain state dict"):
@@ -226,6 +274,18 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(sample, tmp_path, capsys)
     assert len(h) == 2 and np.isfinite(h.epochs[-1]["train_loss"])
 
 
+def test_nan_in_a_fresh_run_does_not_claim_an_older_runs_checkpoint(sample, tmp_path):
+    """A new run (no resume) into a directory that holds another run's checkpoint, stopped by NaN
+    before its first epoch ends: it wrote no checkpoint, and must not name the old one as its own."""
+    model, opt, loader, test = make_run(sample)
+    training.fit(model, opt, loader, epochs=1, out_dir=tmp_path, progress_bar=False, pictures=False, log=None)
+    model, opt, loader, test = make_run(sample, seed=1)
+    with pytest.raises(training.NonFiniteLossError, match="no checkpoint had been written yet") as exc:
+        training.fit(model, opt, PoisonAt(loader, epoch=1, batch=2), test, epochs=2, out_dir=tmp_path,
+                     progress_bar=False, pictures=False, log=None)
+    assert exc.value.checkpoint is None
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way to inf
 def test_diverging_lr_stops_before_any_checkpoint(sample, tmp_path):
     (x, y), _ = sample
@@ -267,6 +327,11 @@ def test_evaluate_eval_mode_no_grad_batched(sample):
     assert training.evaluate(model, (xt[:230], onehot)).accuracy == res.accuracy
     with pytest.raises(ValueError, match="empty"):
         training.evaluate(model, (xt[:0], yt[:0]))
+    # the pair as Tensors, or as a list, is the same data
+    assert training.evaluate(model, (tc.Tensor(xt[:230]), tc.Tensor(yt[:230])), batch_size=100) == res
+    assert training.evaluate(model, [xt[:230], yt[:230]], batch_size=100) == res
+    with pytest.raises(ValueError, match="230 inputs but 229 labels"):
+        training.evaluate(model, (xt[:230], yt[:229]))
 
 
 # ----------------------------------------------------------------------------- pictures

@@ -75,6 +75,7 @@ class SimpleProgress:
         self._last_print = -float("inf")
         self._closed = False
         self._printed = False
+        self._width = 0  # the longest line drawn so far
 
     # --- tqdm surface ------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
@@ -126,17 +127,19 @@ class SimpleProgress:
         self._draw()
 
     def close(self) -> None:
-        """Draw the final state and end the line (idempotent)."""
+        """Draw the final state and end the line; ``leave=False``: blank the line instead (idempotent)."""
         if self._closed:
             return
         self._closed = True
         if self.disable:
             return
-        self._draw()
-        if self._printed:
-            out = self.file or sys.stderr
-            out.write("\n" if self.leave else "\r")
-            out.flush()
+        out = self.file or sys.stderr
+        if self.leave:
+            self._draw()
+            out.write("\n")
+        elif self._printed:  # as tqdm: blank the line, so shorter text written next leaves no stray tail
+            out.write("\r" + " " * self._width + "\r")
+        out.flush()
 
     # --- rendering ----------------------------------------------------------------
     def format(self) -> str:
@@ -160,9 +163,10 @@ class SimpleProgress:
         if self.disable:
             return
         out = self.file or sys.stderr
-        out.write("\r" + self.format())
+        line = self.format()
+        out.write("\r" + line + " " * max(0, self._width - len(line)))  # cover a longer previous line
         out.flush()
-        self._printed = True
+        self._printed, self._width = True, max(self._width, len(line))
 
     def __repr__(self) -> str:
         return self.format()

@@ -111,9 +111,12 @@ class History:
 # --------------------------------------------------------------------------- evaluation
 
 def _batches(data: Any, batch_size: int) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    """A loader is iterated as is; an ``(x, y)`` pair is cut into ``batch_size`` slices."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
-        x, y = data
+    """A loader is iterated as is; an ``(x, y)`` pair (arrays or Tensors, a tuple or a list) is cut into
+    ``batch_size`` slices."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(d, (np.ndarray, Tensor)) for d in data):
+        x, y = (d.data if isinstance(d, Tensor) else d for d in data)
+        if len(x) != len(y):
+            raise ValueError(f"the (x, y) pair has {len(x)} inputs but {len(y)} labels")
         return ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size))
     return data
 
@@ -320,9 +323,10 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
     ``state_dict()`` goes into the checkpoint). test_loader: a loader or ``(x, y)``, evaluated
     after each epoch in eval mode. out_dir: the run directory (nothing is written when None).
     resume: continue from ``out_dir/checkpoint.npz`` (model, optimizer, RNG, loader, history) up
-    to ``epochs`` in total, giving bitwise the weights an uninterrupted run would have.
-    lr_schedule: ``epoch (1-based) -> lr``, set before each epoch. config: JSON-able run
-    settings stored in the checkpoint (``model`` there lets ``evaluate`` rebuild the net).
+    to ``epochs`` in total, giving bitwise the weights an uninterrupted run would have; a checkpoint
+    that the model or the optimizer refuses changes neither. lr_schedule: ``epoch (1-based) -> lr``,
+    set before each epoch. config: JSON-able run settings stored in the checkpoint (``model`` there
+    lets ``evaluate`` rebuild the net); a resume without ``config`` keeps the checkpoint's.
 
     A NaN/inf loss stops training before the bad step is applied: history is written, the last
     good checkpoint stays as it was, and :class:`NonFiniteLossError` is raised.
@@ -339,9 +343,14 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"fit: cannot resume, no checkpoint at {ckpt_path}")
         ck = load_checkpoint(ckpt_path)
-        model.load_state_dict(ck.model)
+        before = optimizer.state_dict()
         if ck.optim:
-            optimizer.load_state_dict(ck.optim)
+            optimizer.load_state_dict(ck.optim)  # checked before anything changes
+        try:
+            model.load_state_dict(ck.model)
+        except Exception:
+            optimizer.load_state_dict(before)  # all or nothing: the model refused, so the optimizer is as it was
+            raise
         if ck.rng is not None:
             _random.set_state(ck.rng)
         if ck.loader is not None and hasattr(train_loader, "load_state_dict"):
@@ -352,7 +361,8 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
             say(f"nothing to do: the checkpoint is at epoch {start}, training was asked to reach epoch {epochs}")
             return history
 
-    cfg = dict(config or {})
+    # a resume without config= keeps the run's (evaluate rebuilds the model from its "model")
+    cfg = dict(config if config is not None else ck.config if resume and ck.config else {})
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "config.json", lambda f: f.write(json.dumps(cfg, indent=2)), mode="w")
@@ -368,6 +378,7 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
                 model, out / "filters_before.png", "first-layer filters before training"), say)
 
     model.train()
+    n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
     for epoch in range(start + 1, epochs + 1):
         if lr_schedule is not None:
             optimizer.lr = float(lr_schedule(epoch))
@@ -384,8 +395,9 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
                     bar.close()
                 if out is not None:
                     history.save(out)
-                kept = ckpt_path if ckpt_path is not None and ckpt_path.is_file() else None
+                # only a checkpoint of this run: one this call wrote, or the one it resumed from
                 good = history.epochs[-1]["epoch"] if len(history) else start
+                kept = ckpt_path if ckpt_path is not None and good > 0 and ckpt_path.is_file() else None
                 where = f"the last good checkpoint {kept} (epoch {good}) was kept" if kept else (
                     "no checkpoint had been written yet")
                 msg = (f"training stopped: the loss is {lv} at epoch {epoch}, batch {b} (lr {optimizer.lr:g}); "
@@ -400,7 +412,7 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
             loss_sum += lv * k
             correct += _num_correct(logits.data, np.asarray(yb))
             seen += k
-            if progress_bar and (b % 5 == 0 or b == 1):
+            if progress_bar and (b % 5 == 0 or b == 1 or b == n_batches):  # the last one too: no stale numbers
                 bar.set_postfix({"loss": f"{loss_sum / seen:.4f}", "acc": f"{correct / seen:.4f}",
                                  "img/s": f"{seen / (time.perf_counter() - t0):.0f}"}, refresh=False)
         seconds = time.perf_counter() - t0
