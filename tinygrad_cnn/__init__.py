@@ -9,12 +9,11 @@ PyTorch-style modules, ``models`` SimpleConvNet/LeNet5/AlexNet, ``optim`` the op
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
 from . import functional, models, nn, optim, random
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .profiler import profile
+from .profiler import _start_from_env, env_enabled, profile
 from .random import manual_seed
 from .serialization import CheckpointError, load, save
 from .tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -24,10 +23,9 @@ __version__ = "0.1.0"
 _LAZY = ("viz", "onnx", "data", "training", "profiler")
 
 
-if os.environ.get("TINYGRAD_CNN_PROFILE", "").strip().lower() not in ("", "0", "false", "no", "off"):
-    from .profiler import _start_from_env
-
+if env_enabled():  # TINYGRAD_CNN_PROFILE=1: time every op of the program, print the table at exit
     _start_from_env()
+del _start_from_env, env_enabled
 
 
 def __getattr__(name: str) -> Any:
