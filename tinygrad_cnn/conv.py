@@ -619,6 +619,8 @@ class ConvTranspose2d(Function):
         n, _, oh, ow = gy.shape
         if n == 0 or c == 0:  # an empty batch, or no input channels: nothing to compute
             return get_array_module(gy).zeros((n, c, *self.in_hw), dtype=gy.dtype)
+        if _wide(n, oc, c * kh * kw, oh * ow) and self.stride == (1, 1):
+            return _conv_transpose_row_unfold(gy, w, self.in_hw, self.padding)
         if _wide(n, oc, c * kh * kw, oh * ow):
             xp = get_array_module(gy)
             (h, wd), (ph, pw) = self.in_hw, self.padding
@@ -649,6 +651,39 @@ class ConvTranspose2d(Function):
 
     def attrs(self):
         return {"stride": self.stride, "padding": self.padding}
+
+
+def _conv_transpose_row_unfold(gy, w, in_hw, padding):
+    """ConvTranspose2d forward for big stride-1 layers: the kernel rows go into the GEMM, only the
+    kernel columns are left for col2im.
+
+    ``gx[n, c, y, x] = sum over oc, i, j of W[oc, c, i, j] * gy[n, oc, y + ph - i, x + pw - j]``.
+    Unfolding ``gy`` along its rows only, ``G[(oc, i), (n, y, x')] = gy[n, oc, y + ph - i, x']``
+    (zero outside), one GEMM ``(C*kw, OC*kh) @ G`` sums over oc and i, leaving kw shifted adds
+    along x instead of col2im's kh*kw (W3b: 25 -> 5 adds, its input gradient 52 -> 45 ms).
+    ``G`` is kh times ``gy``, built a few images at a time with one block copy per kernel row.
+    """
+    xp = get_array_module(gy)
+    n, oc, oh, ow = gy.shape
+    _, c, kh, kw = w.shape
+    (h, wd), (ph, pw) = in_hw, padding
+    a = xp.ascontiguousarray(w.transpose(1, 3, 0, 2)).reshape(c * kw, oc * kh)  # [(c, j), (oc, i)]
+    img = xp.zeros((n, c, h, ow + kw - 1), dtype=gy.dtype)  # x padded: ow + kw - 1 == wd + 2 * pw
+    rows = cols = None  # the unfolded chunk and the GEMM output, reused from chunk to chunk
+    for s in (chunks := _wide_chunks(n, oc * kh, h * ow, gy.dtype.itemsize)):
+        e = min(s + chunks.step, n)
+        if rows is None or rows.shape[2] != e - s:
+            rows, cols = xp.zeros((oc, kh, e - s, h, ow), dtype=gy.dtype), None  # rows no i reaches stay 0
+        for i in range(kh):
+            y0, y1 = max(0, i - ph), min(h, oh + i - ph)
+            if y0 < y1:
+                rows[:, i, :, y0:y1] = gy[s:e, :, y0 + ph - i:y1 + ph - i].transpose(1, 0, 2, 3)
+        cols = xp.matmul(a, rows.reshape(oc * kh, -1), out=cols)  # (C*kw, n'*H*OW)
+        per_j = cols.reshape(c, kw, e - s, h, ow)
+        for j in range(kw):
+            seg = img[s:e, :, :, j:j + ow]
+            xp.add(seg, per_j[:, j].transpose(1, 0, 2, 3), out=seg)
+    return img[:, :, :, pw:pw + wd]
 
 
 def _conv_transpose_batch_inner(gy, w, in_hw, stride, padding, gy_last=None):
