@@ -238,44 +238,32 @@ def test_conv_paths_bias_gradient_with_and_without_the_weights(xs, ws, s, p, tra
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("xs,ws,s,p", [c for c in CONV_CASES if c[2] == (1, 1)])
-def test_stride1_conv_transpose_equals_col2im_path(xs, ws, s, p, dtype):
-    rng = np.random.default_rng(6)
-    w = rng.standard_normal(ws).astype(dtype)
-    oc, c, kh, kw = ws
-    n, _, h, wd = xs
-    oh, ow = h + 2 * p[0] - kh + 1, wd + 2 * p[1] - kw + 1
-    gy = rng.standard_normal((n, oc, oh, ow)).astype(dtype)
-    fast = conv._conv_transpose_stride1(gy, w, (h, wd), p)
-    gcol = np.matmul(w.reshape(oc, -1).T, gy.reshape(n, oc, -1))
-    general = conv.col2im_batched(gcol, xs, kh, kw, s, p)
-    assert fast.shape == general.shape == xs and fast.dtype == dtype
-    np.testing.assert_allclose(fast, general, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("xs,ws,p", [
     *[(c[0], c[1], c[3]) for c in CONV_CASES if c[2] == (1, 1)],
     ((2, 3, 6, 7), (4, 3, 2, 3), (3, 4)),   # padding beyond the kernel: rows and columns no weight reaches
     ((3, 2, 4, 9), (2, 2, 4, 1), (0, 0)),   # even kernel rows, a single kernel column
     ((2, 5, 8, 8), (6, 5, 3, 3), (1, 0)),   # padding along y only
 ], ids=str)
-def test_row_unfolded_conv_transpose_equals_col2im_path(xs, ws, p, dtype, monkeypatch):
-    """The single-GEMM input gradient of stride-1 layers (kernel rows in the GEMM, kw adds) against
-    the general col2im, also one image a chunk."""
-    rng = np.random.default_rng(11)
+@pytest.mark.parametrize("impl", ["long adds", "row-unfold", "row-unfold, one image a chunk"])
+def test_stride1_conv_transposes_equal_the_col2im_path(xs, ws, p, dtype, impl, monkeypatch):
+    """The stride-1 input gradients against the general col2im: per image with long contiguous adds,
+    and the single-GEMM one with the kernel rows in the GEMM (kw adds left)."""
+    rng = np.random.default_rng(6)
     w = rng.standard_normal(ws).astype(dtype)
     oc, c, kh, kw = ws
     n, _, h, wd = xs
     oh, ow = h + 2 * p[0] - kh + 1, wd + 2 * p[1] - kw + 1
     gy = rng.standard_normal((n, oc, oh, ow)).astype(dtype)
     general = conv.col2im_batched(np.matmul(w.reshape(oc, -1).T, gy.reshape(n, oc, -1)), xs, kh, kw, (1, 1), p)
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    for chunk_bytes in (conv._WIDE_CHUNK_BYTES, 1):
-        monkeypatch.setattr(conv, "_WIDE_CHUNK_BYTES", chunk_bytes)
+    if impl == "long adds":
+        fast = conv._conv_transpose_stride1(gy, w, (h, wd), p)
+    else:
+        if impl.endswith("a chunk"):
+            monkeypatch.setattr(conv, "_WIDE_CHUNK_BYTES", 1)
         fast = conv._conv_transpose_row_unfold(gy, w, (h, wd), p)
-        assert fast.shape == general.shape == xs and fast.dtype == dtype
-        np.testing.assert_allclose(fast, general, **tol)
+    assert fast.shape == general.shape == xs and fast.dtype == dtype
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast, general, **tol)
 
 
 @pytest.mark.parametrize("xs,ws,s,p", [c for i, c in enumerate(CONV_CASES) if i not in (1, 2)])  # big ones slow
