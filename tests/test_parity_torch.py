@@ -364,3 +364,44 @@ def test_unbatched_input_like_torch(rng, dtype, op):
         compare(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: TF.conv2d(x, w, b, **kw), [x, w, b], dtype)
     else:
         compare(lambda x: getattr(F, op)(x, 3, 2, 1), lambda x: getattr(TF, op)(x, 3, 2, 1), [x], dtype)
+
+
+@pytest.mark.parametrize("case", [
+    "bool / 2", "bool + 1", "2 * bool", "int exp", "int log", "int sigmoid", "int tanh", "int softmax",
+    "int log_softmax", "int / 1",
+])
+def test_non_float_tensors_follow_torchs_type_rules(case):
+    """A bool tensor with an int counts (True + 1 == 2); float-valued ops of ints are float32, as torch's
+    default dtype (not NumPy's float64)."""
+    b, i = np.array([True, False, True]), np.arange(1, 4)
+    ours, theirs = {
+        "bool / 2": (lambda: Tensor(b) / 2, lambda: torch.tensor(b) / 2),
+        "bool + 1": (lambda: Tensor(b) + 1, lambda: torch.tensor(b) + 1),
+        "2 * bool": (lambda: 2 * Tensor(b), lambda: 2 * torch.tensor(b)),
+        "int exp": (lambda: Tensor(i).exp(), lambda: torch.tensor(i).exp()),
+        "int log": (lambda: Tensor(i).log(), lambda: torch.tensor(i).log()),
+        "int sigmoid": (lambda: F.sigmoid(Tensor(i)), lambda: torch.tensor(i).sigmoid()),
+        "int tanh": (lambda: F.tanh(Tensor(i)), lambda: torch.tensor(i).tanh()),
+        "int softmax": (lambda: F.softmax(Tensor(i)), lambda: torch.tensor(i).float().softmax(-1)),
+        "int log_softmax": (lambda: F.log_softmax(Tensor(i)), lambda: torch.tensor(i).float().log_softmax(-1)),
+        "int / 1": (lambda: Tensor(i) / 1, lambda: torch.tensor(i) / 1),
+    }[case]
+    y, yt = ours(), theirs()
+    assert y.dtype == np.dtype(str(yt.dtype).removeprefix("torch.")), (y.dtype, yt.dtype)
+    np.testing.assert_allclose(y.data, yt.numpy(), rtol=1e-6)
+
+
+def test_numpy_integer_axes_work_as_ints():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    for ax in np.arange(-3, 3):  # np.int64
+        for name in ("sum", "mean", "max"):
+            np.testing.assert_allclose(getattr(Tensor(x), name)(ax).data, getattr(torch.tensor(x), name)(int(ax))
+                                       if name != "max" else torch.tensor(x).max(int(ax)).values, rtol=1e-12)
+        np.testing.assert_allclose(F.softmax(Tensor(x), ax).data, torch.tensor(x).softmax(int(ax)), rtol=1e-12)
+    assert Tensor(x).sum((np.int64(0), np.int64(2))).shape == (3,)
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax_over_an_empty_axis_is_empty_as_in_torch(fn):
+    x = np.zeros((0, 4), np.float32)
+    compare(lambda t: getattr(F, fn)(t, 0), lambda t: getattr(TF, fn)(t, 0), (x,), np.float32)

@@ -16,6 +16,7 @@ from .conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool
 from .tensor import (
     Function,
     Tensor,
+    _as_float,
     _check_axis,
     _leaf_below,
     _rebase,
@@ -100,6 +101,7 @@ class Sigmoid(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        x = _as_float(x)
         half = x.dtype.type(0.5)
         return xp.tanh(x * half) * half + half
 
@@ -113,7 +115,7 @@ class Tanh(Function):
     reads_inputs = False
 
     def forward(self, x):
-        return get_array_module(x).tanh(x)
+        return get_array_module(x).tanh(_as_float(x))
 
     def backward(self, gy):
         y = self.output()
@@ -210,6 +212,9 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        x = _as_float(x)
+        if x.size == 0:  # an empty axis has no max; an empty result either way
+            return x.copy()
         e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
         e /= e.sum(axis=self.axis, keepdims=True)
         return e
@@ -243,6 +248,9 @@ def _log_softmax(x, axis):
     """``(x - max) - log(sum(exp(x - max)))``: subtracting the max first keeps the small log term
     that ``x - (max + log(...))`` rounds away for large logits (as PyTorch computes it)."""
     xp = get_array_module(x)
+    x = _as_float(x)
+    if x.size == 0:  # an empty axis has no max; an empty result either way
+        return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 

@@ -18,6 +18,7 @@ import heapq
 import itertools
 import weakref
 from collections.abc import Iterator, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -594,7 +595,12 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, (int, float)) and not isinstance(x, bool):
-        dt = like.dtype if _is_float(like.data) else (np.float32 if isinstance(x, float) else like.dtype)
+        if _is_float(like.data):
+            dt = like.dtype
+        elif isinstance(x, float):
+            dt = np.float32
+        else:  # an int with a bool tensor counts, as in PyTorch (True + 1 == 2)
+            dt = np.int64 if like.dtype == np.bool_ else like.dtype
         xp = get_array_module(like.data)
         return Tensor._wrap(xp.asarray(x, dtype=dt))
     if like is not None and is_array(x) and x.ndim == 0 and x.dtype.kind == "f":
@@ -1003,22 +1009,25 @@ def sum_to_array(a, shape: tuple[int, ...]):
 
 
 def _check_axis(op: str, axis, ndim: int):
-    """``axis`` unchanged if every entry names a dimension of an ``ndim``-D tensor, else an error naming ``op``.
+    """``axis`` as plain ints (a NumPy integer is welcome) if every entry names a dimension of an
+    ``ndim``-D tensor, else an error naming ``op``.
 
     ``numpy.exceptions.AxisError`` is both a ValueError and an IndexError (PyTorch raises IndexError).
     """
     if axis is None:
         return axis
-    for a in (axis,) if isinstance(axis, int) else axis:
+    for a in (axis,) if isinstance(axis, Integral) else axis:
         if not -max(ndim, 1) <= a < max(ndim, 1):
             raise np.exceptions.AxisError(a, ndim, op)
-    return axis
+    if isinstance(axis, Integral):
+        return int(axis)
+    return tuple(int(a) for a in axis) if isinstance(axis, tuple) else axis
 
 
 def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (int(axis),) if isinstance(axis, Integral) else tuple(int(a) for a in axis)
     return tuple(sorted(a % ndim if ndim else 0 for a in axes))
 
 
@@ -1116,12 +1125,18 @@ def _mask(m, like: Tensor) -> Tensor:
     return Tensor._wrap(m.astype(like.dtype))
 
 
+def _as_float(a):
+    """``a`` itself when floating point, else as float32 (PyTorch's default dtype): ``exp`` of an int
+    tensor is float32 there, not NumPy's float64."""
+    return a if a.dtype.kind in "fc" else a.astype(np.float32)
+
+
 class Exp(Function):
     keeps_output = True
     reads_inputs = False
 
     def forward(self, a):
-        return get_array_module(a).exp(a)
+        return get_array_module(a).exp(_as_float(a))
 
     def backward(self, gy):
         return gy * self.output()
@@ -1129,7 +1144,7 @@ class Exp(Function):
 
 class Log(Function):
     def forward(self, a):
-        return get_array_module(a).log(a)
+        return get_array_module(a).log(_as_float(a))
 
     def backward(self, gy):
         return gy / self.inputs[0]
