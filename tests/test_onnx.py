@@ -649,3 +649,71 @@ def test_a_float64_constant_is_cast_as_the_engine_promotes(tmp_path):
     ref = model(Tensor(x)).data
     assert ref.dtype == np.float64
     assert_close(run_ort(path, x), ref, atol=1e-6)
+
+
+def _ort_vs_load(model, x):
+    """(onnxruntime's output, the loaded module's) for one input ``x``."""
+    onnx.checker.check_model(model)
+    return run_ort(model, x, "x"), load(model)(Tensor(x)).data
+
+
+@pytest.mark.parametrize("axis", [-4, -3, -2, -1, 0, 2, 4])
+def test_imported_flatten_takes_negative_axes_from_the_end(axis):
+    x = images((2, 3, 4, 5))
+    r = axis + 4 if axis < 0 else axis
+    out = [int(np.prod(x.shape[:r])), int(np.prod(x.shape[r:]))]
+    ref, got = _ort_vs_load(_graph([helper.make_node("Flatten", ["x"], ["y"], axis=axis)], [_fvi("x", x.shape)],
+                                   [_fvi("y", out)]), x)
+    assert got.shape == ref.shape == tuple(out)
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax"])
+@pytest.mark.parametrize("noop", [0, 1])
+def test_imported_reduce_without_axes_honours_noop_with_empty_axes(op, noop):
+    x = images((2, 3, 4))
+    shape = list(x.shape) if noop else [1, 1, 1]
+    ref, got = _ort_vs_load(_graph([helper.make_node(op, ["x"], ["y"], noop_with_empty_axes=noop)],
+                                   [_fvi("x", x.shape)], [_fvi("y", shape)], opset=18), x)
+    assert got.shape == ref.shape == tuple(shape)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("kernel,strides", [([1, 2, 2], [1, 2, 2]), ([1, 1, 2], [1, 1, 2]), ([1, 1, 1], [1, 1, 1])],
+                         ids=str)
+def test_imported_3d_pooling_with_the_window_on_the_last_axes(op, kernel, strides):
+    x = images((2, 3, 4, 6, 6))
+    out = [2, 3] + [(s - k) // st + 1 for s, k, st in zip(x.shape[2:], kernel, strides)]
+    ref, got = _ort_vs_load(_graph([helper.make_node(op, ["x"], ["y"], kernel_shape=kernel, strides=strides)],
+                                   [_fvi("x", x.shape)], [_fvi("y", out)]), x)
+    assert got.shape == ref.shape == tuple(out)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_pytorch_lrn_of_size_one_loads_and_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    net = torch.nn.LocalResponseNorm(1, alpha=0.5, beta=0.75, k=1.5)
+    x = images((2, 4, 5, 5))
+    proto = onnx.load_from_string(_torch_export(torch, net, torch.from_numpy(x)))
+    np.testing.assert_allclose(load(proto)(Tensor(x)).data, net(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_maxpool_indices_output_is_refused_at_load_time():
+    x = _fvi("x", [1, 1, 4, 4])
+    node = helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], strides=[2, 2])
+    model = _graph([node], [x], [_fvi("y", [1, 1, 2, 2]),
+                                 helper.make_tensor_value_info("i", TensorProto.INT64, [1, 1, 2, 2])])
+    with pytest.raises(NotImplementedError, match=r"MaxPool \(its Indices output\)"):
+        load(model)
+
+
+def test_missing_external_data_names_the_model_file(tmp_path):
+    model = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], [_fvi("x", [2, 64])], [_fvi("y", [2, 64])],
+                   [onnx.numpy_helper.from_array(images((64, 64)), "w")])
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="ext.data", size_threshold=0)
+    assert np.allclose(load(path)(Tensor(images((2, 64)))).data.shape, (2, 64))
+    (tmp_path / "ext.data").unlink()
+    with pytest.raises(OnnxFormatError, match=f"{path}.*not a readable ONNX model"):
+        load(path)

@@ -65,7 +65,8 @@ def load(path: str | os.PathLike | Any) -> OnnxModule:
             raise FileNotFoundError(f"onnx.load: no such ONNX file: {source}")
         try:
             proto = onnx.load_model(source)
-        except (DecodeError, RuntimeError, ValueError, OSError, UnicodeDecodeError) as exc:
+        except (DecodeError, RuntimeError, ValueError, OSError, UnicodeDecodeError,
+                onnx.checker.ValidationError) as exc:  # ValidationError: e.g. a missing external-data file
             raise OnnxFormatError(f"onnx.load: {source} is not a readable ONNX model (truncated or not ONNX?): "
                                   f"{type(exc).__name__}: {exc}") from None
     if proto.ir_version <= 0 or not proto.HasField("graph") or not proto.graph.output:
@@ -238,6 +239,8 @@ def _parse(graph: Any) -> tuple[list[_Node], set[str]]:
             bad.add(f"{n.op_type} (domain {n.domain})")
         elif n.op_type not in _OPS:
             bad.add(n.op_type)
+        elif n.op_type in _FIRST_OUTPUT_ONLY and any(n.output[1:]):
+            bad.add(f"{n.op_type} (its {_FIRST_OUTPUT_ONLY[n.op_type]} output)")
         nodes.append(_Node(n.op_type, list(n.input), list(n.output), attrs, n.name))
     return nodes, bad
 
@@ -447,7 +450,8 @@ def _reshape(m: OnnxModule, node: _Node, x: Any, shape: Any = None) -> Any:
 
 def _flatten(m: OnnxModule, node: _Node, x: Any) -> Any:
     shape = np.shape(x.data if isinstance(x, Tensor) else x)
-    axis = node.attrs.get("axis", 1) % (len(shape) + 1)
+    axis = node.attrs.get("axis", 1)
+    axis = axis + len(shape) if axis < 0 else axis  # ONNX: a negative axis counts from the end, in [-r, r]
     new = (math.prod(shape[:axis]), math.prod(shape[axis:]))
     return np.reshape(x, new) if _consts(x) else x.reshape(*new)
 
@@ -575,7 +579,7 @@ def _pool(kind: str):
         passive = [i for i in range(k) if i not in window]
         perm = [0, 1] + [2 + i for i in passive] + [2 + i for i in window]
         plain = perm == list(range(x.ndim))
-        x4 = x if plain and not unit else \
+        x4 = x if plain and not unit and x.ndim == 4 else \
             (x if plain else x.transpose(*perm)).reshape(x.shape[0], -1, *[x.shape[2 + i] for i in window], *unit)
 
         def pick(vals, default):
@@ -642,7 +646,7 @@ def _reduce(kind: str):
         ndim = len(np.shape(x.data if isinstance(x, Tensor) else x))
         ax = _axes(node, axes, ndim)
         keep = bool(node.attrs.get("keepdims", 1))
-        if ax is not None and not ax and node.attrs.get("noop_with_empty_axes", 0):
+        if not ax and node.attrs.get("noop_with_empty_axes", 0):  # no axes (none given, or an empty list)
             return x
         axis = tuple(ax) if ax else None
         if _consts(x):
@@ -650,6 +654,9 @@ def _reduce(kind: str):
         return getattr(x, kind)(axis=axis, keepdims=keep)
     return run
 
+
+# ops whose later outputs this engine does not compute: a graph that reads them is refused at load time
+_FIRST_OUTPUT_ONLY = {"MaxPool": "Indices"}
 
 _OPS: dict[str, Any] = {
     "Conv": _conv,
