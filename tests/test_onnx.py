@@ -717,3 +717,16 @@ def test_missing_external_data_names_the_model_file(tmp_path):
     (tmp_path / "ext.data").unlink()
     with pytest.raises(OnnxFormatError, match=f"{path}.*not a readable ONNX model"):
         load(path)
+
+
+def test_a_float_cast_follows_double():
+    """``net.double()`` runs the whole graph in float64, also past a Cast(to=FLOAT) (gradcheck needs it)."""
+    w = onnx.numpy_helper.from_array(images((3, 3)), "w")
+    model = _graph([helper.make_node("Cast", ["x"], ["c"], to=TensorProto.FLOAT),
+                    helper.make_node("MatMul", ["c", "w"], ["y"])], [_fvi("x", [2, 3])], [_fvi("y", [2, 3])], [w])
+    net = load(model)
+    assert net(Tensor(images((2, 3)))).dtype == np.float32
+    net.double()
+    x = Tensor(images((2, 3)).astype(np.float64), requires_grad=True)
+    assert net(x).dtype == np.float64
+    assert tc.gradcheck(lambda x: net(x), (x,))

@@ -414,6 +414,8 @@ def _cast(m: OnnxModule, node: _Node, x: Any) -> Any:
     from onnx import helper
 
     dtype = helper.tensor_dtype_to_np_dtype(node.attrs["to"])
+    if m._dtype is not None and dtype.kind == "f" and np.dtype(getattr(x, "dtype", dtype)).kind == "f":
+        dtype = m._dtype  # a float-to-float cast follows the module's precision (net.double() stays float64)
     if _consts(x):
         return np.asarray(x).astype(dtype)
     return x if x.dtype == dtype else x.astype(dtype)
