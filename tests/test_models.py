@@ -100,6 +100,14 @@ def test_alexnet_small_rejects_tiny_input():
         models.AlexNetSmall(input_size=5)
 
 
+@pytest.mark.parametrize("shape", [(1, 4, 4), (1, 5, 5), (3, 5, 9)])
+def test_simpleconvnet_rejects_an_input_too_small_for_its_conv_and_pool(shape, recwarn):
+    with pytest.raises(ValueError, match=rf"SimpleConvNet: an input of {shape[0]}x{shape[1]}x{shape[2]} is too small"):
+        models.SimpleConvNet(input_dim=shape)
+    assert not recwarn.list  # refused before any layer is built (no zero-element init warnings)
+    assert models.SimpleConvNet(input_dim=(1, 6, 6)).fc1.weight.shape == (100, 30)
+
+
 @pytest.mark.parametrize("name", ["simpleconvnet", "lenet5", "lenet5-classic", "alexnet-small", "deepconvnet"])
 def test_registry_models_take_their_input_shape(name):
     tc.manual_seed(0)

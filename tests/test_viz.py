@@ -389,6 +389,7 @@ def test_plot_filters_pixel_size_and_scaling(tmp_path):
     w = np.random.default_rng(0).standard_normal((30, 1, 5, 5)).astype(np.float32)
     assert png_size(plot_filters(w, tmp_path / "f.png")) == (800, 400)  # 8 columns x 4 rows of 100 px
     assert png_size(plot_filters(Tensor(w), tmp_path / "t.png", title="before", ncols=10)) == (1000, 350)
+    assert png_size(plot_filters(w, tmp_path / "wide.png", ncols=100)) == (3000, 100)  # no empty columns
     rgb = np.random.default_rng(1).standard_normal((6, 3, 11, 11)).astype(np.float32)
     assert png_size(plot_filters(rgb, tmp_path / "rgb.png", cell_size=0.5, dpi=80)) == (240, 40)
 

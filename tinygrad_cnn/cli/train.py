@@ -159,7 +159,8 @@ def run_train(args: argparse.Namespace) -> int:
     if last is None or last["test_acc"] is None:
         return 0
     print(f"final test accuracy: {100 * last['test_acc']:.2f}% (loss {last['test_loss']:.4f}) after "
-          f"{last['epoch']} epochs, {time.perf_counter() - t0:.1f}s; run directory: {out}")
+          f"{last['epoch']} epoch{'s' if last['epoch'] != 1 else ''}, {time.perf_counter() - t0:.1f}s; "
+          f"run directory: {out}")
     return 0
 
 

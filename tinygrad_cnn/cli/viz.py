@@ -257,7 +257,8 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "graph": ("draw a model's computation graph (Graphviz: svg, png, pdf or dot)", add_graph_arguments, run_graph),
+    "graph": ("draw the graph of one training step of a model, loss included (Graphviz: svg, png, pdf or dot)",
+              add_graph_arguments, run_graph),
     "summary": ("print a table of layers, output shapes, parameters and MACs", add_summary_arguments, run_summary),
     "filters": ("plot a checkpoint's first-layer conv filters as a grid (png, svg or pdf)", add_filters_arguments,
                 run_filters),

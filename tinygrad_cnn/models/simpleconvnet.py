@@ -44,6 +44,9 @@ class SimpleConvNet(nn.Module):
         conv_h = (h + 2 * pad - fs) // stride + 1
         conv_w = (w + 2 * pad - fs) // stride + 1
         pool_out = p["filter_num"] * (conv_h // 2) * (conv_w // 2)
+        if conv_h < 2 or conv_w < 2:
+            raise ValueError(f"SimpleConvNet: an input of {c}x{h}x{w} is too small for a {fs}x{fs} conv (padding "
+                             f"{pad}, stride {stride}) and a 2x2 pool; its conv output would be {conv_h}x{conv_w}")
         self.input_dim = tuple(input_dim)
         self.conv1 = nn.Conv2d(c, p["filter_num"], fs, stride=stride, padding=pad)
         self.fc1 = nn.Linear(pool_out, hidden_size)

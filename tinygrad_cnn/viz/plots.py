@@ -83,6 +83,7 @@ def plot_filters(conv_weight: Any, path: str | os.PathLike, title: str | None = 
     ncols = min(8, oc) if ncols is None else int(ncols)
     if ncols < 1:
         raise ValueError(f"plot_filters: ncols must be >= 1, got {ncols}")
+    ncols = min(ncols, max(oc, 1))  # no empty columns
     nrows = math.ceil(oc / ncols)
     top = TITLE_INCHES if title else 0.0
     fig = _figure(ncols * cell_size, nrows * cell_size + top, dpi)
