@@ -493,3 +493,131 @@ def test_detach_keeps_no_reference_to_the_graph():
     gc.collect()
     assert creator() is None
     np.testing.assert_allclose(d.data, np.exp(2.0))
+
+
+# ----------------------------------------------------------------------------- engine semantics vs torch.autograd
+
+A = np.array([0.5, -1.2, 2.0])
+
+
+def test_grad_wrt_a_non_leaf_leaves_the_graph_below_it_for_a_later_backward():
+    """As torch.autograd.grad: only the ops between the outputs and the inputs run."""
+    x = Tensor(A, requires_grad=True)
+    h = x.exp()
+    (g,) = tc.grad((h * h).sum(), h)
+    np.testing.assert_allclose(g.data, 2 * np.exp(A))
+    h.backward(g)  # Exp's saved values were not freed by tc.grad
+    np.testing.assert_allclose(x.grad.data, 2 * np.exp(2 * A))
+    assert x.grad is not None and not g.requires_grad
+
+
+def test_grad_outputs_must_match_the_outputs_and_none_means_ones():
+    x = Tensor(A, requires_grad=True)
+    with pytest.raises(RuntimeError, match="got 2 output\\(s\\) but 1 grad_outputs"):
+        tc.grad([x * 2, x * 3], x, grad_outputs=[Tensor(np.ones(3))])
+    with pytest.raises(RuntimeError, match="at least one output and one input"):
+        tc.grad([x * 2], [], grad_outputs=[Tensor(np.ones(3))])
+    (g,) = tc.grad([(x * x).sum(), x * 3], x, grad_outputs=[None, Tensor(np.ones(3))])
+    np.testing.assert_allclose(g.data, 2 * A + 3)
+    with pytest.raises(RuntimeError, match="grad_outputs needed for non-scalar output"):
+        tc.grad([x * 3], x, grad_outputs=[None])
+
+
+class _OneGradForTwo(tc.Function):
+    def forward(self, x, y):
+        return x * y
+
+    def backward(self, gy):
+        return gy * self.inputs[1]
+
+
+class _ArrayGrad(tc.Function):
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, gy):
+        return gy.data * 2
+
+
+class _Cube(tc.Function):
+    def forward(self, x):
+        return x ** 3
+
+    def backward(self, gy):
+        return gy * 3 * self.inputs[0] ** 2
+
+
+def test_a_custom_backward_must_return_one_tensor_per_input():
+    x, y = Tensor(A, requires_grad=True), Tensor(A, requires_grad=True)
+    with pytest.raises(RuntimeError, match="_OneGradForTwo backward returned 1 gradient\\(s\\) for 2 input\\(s\\)"):
+        _OneGradForTwo()(x, y).sum().backward()
+    with pytest.raises(TypeError, match="_ArrayGrad backward returned a ndarray for input 0"):
+        _ArrayGrad()(x).sum().backward()
+
+
+def test_one_function_instance_is_one_graph_node():
+    """A second recorded call would overwrite the first call's node: wrong gradients, so it is refused."""
+    x = Tensor(A, requires_grad=True)
+    f = _Cube()
+    f(x)
+    with pytest.raises(RuntimeError, match="_Cube: this Function instance is already a node"):
+        f(x * 2)
+    (_Cube()(x).sum() + _Cube()(x * 2).sum()).backward()
+    np.testing.assert_allclose(x.grad.data, 27 * A ** 2)
+    with tc.no_grad():  # nothing recorded: an instance may be called again
+        g = _Cube()
+        assert np.allclose(g(x).data, g(x).data)
+
+
+def test_create_graph_leaf_grads_share_no_array_with_the_seed_or_each_other():
+    x1, x2 = Tensor(np.zeros(3), requires_grad=True), Tensor(np.zeros(3), requires_grad=True)
+    seed = Tensor(np.ones(3))
+    (x1 + x2).backward(seed, create_graph=True)
+    x1.grad += 1
+    np.testing.assert_array_equal(x2.grad.data, np.ones(3))
+    np.testing.assert_array_equal(seed.data, np.ones(3))
+
+
+@pytest.mark.parametrize("op", ["tanh", "exp", "sigmoid", "softmax"])
+def test_outputs_kept_for_backward_are_freed_after_it(op):
+    x = Tensor(A, requires_grad=True)
+    h = {"tanh": F.tanh, "exp": lambda t: t.exp(), "sigmoid": F.sigmoid, "softmax": F.softmax}[op](x)
+    y = (h * h).sum()
+    ref = weakref.ref(h)
+    del h
+    y.backward()
+    gc.collect()
+    assert ref() is None  # y (and its graph) still alive, the activation gone
+
+
+def test_relu_in_place_is_allowed_once_the_graph_that_kept_the_values_is_freed():
+    x = Tensor(A, requires_grad=True)
+    h = x * 2
+    y = (h * h).sum()
+    with pytest.raises(RuntimeError, match="needed to compute a gradient"):
+        F.relu(h, inplace=True)
+    y.backward()
+    np.testing.assert_array_equal(F.relu(h, inplace=True).data, np.maximum(2 * A, 0))
+    s = F.sigmoid(x)
+    (s * 3).sum().backward()  # Sigmoid released: its output may be written now
+    F.relu(s, inplace=True)
+
+
+def test_grad_mode_decorators_hold_inside_generators_and_contexts_re_enter():
+    @tc.no_grad()
+    def gen():
+        yield tc.is_grad_enabled()
+        yield tc.is_grad_enabled()
+
+    assert list(gen()) == [False, False] and tc.is_grad_enabled()
+    s = tc.set_grad_enabled(False)
+    assert not tc.is_grad_enabled()
+    with s:
+        assert not tc.is_grad_enabled()
+    assert tc.is_grad_enabled()
+    with s:  # entered again: switches again, as PyTorch
+        assert not tc.is_grad_enabled()
+    assert tc.is_grad_enabled()
+    with pytest.raises(TypeError, match="mode must be a bool"):
+        tc.set_grad_enabled(0)
+    assert tc.is_grad_enabled()

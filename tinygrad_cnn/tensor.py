@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import inspect
 import itertools
 import weakref
 from collections.abc import Iterator, Sequence
@@ -100,14 +101,35 @@ class _GradMode:
     def __call__(self, fn):
         mode = self.mode
 
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
+        def switched(step, *args, **kwargs):
             global _grad_enabled
             saved, _grad_enabled = _grad_enabled, mode
             try:
-                return fn(*args, **kwargs)
+                return step(*args, **kwargs)
             finally:
                 _grad_enabled = saved
+
+        if inspect.isgeneratorfunction(fn):  # the mode holds inside the generator's body, not just its creation
+            @functools.wraps(fn)
+            def generator(*args, **kwargs):
+                gen = switched(fn, *args, **kwargs)
+                sent = None
+                while True:
+                    try:
+                        item = switched(gen.send, sent)
+                    except StopIteration as stop:
+                        return stop.value
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        gen.close()
+                        raise
+
+            return generator
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return switched(fn, *args, **kwargs)
 
         return wrapper
 
@@ -130,16 +152,24 @@ class set_grad_enabled(_GradMode):
 
     def __init__(self, mode: bool) -> None:
         global _grad_enabled
-        self._saved, self.mode = [], bool(mode)
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got {mode!r}")
+        self._saved, self.mode, self._fresh = [], bool(mode), True
         self._before, _grad_enabled = _grad_enabled, self.mode
 
     def __enter__(self):
-        self._saved.append(self._before)  # the switch happened in __init__
+        global _grad_enabled
+        if self._fresh:  # the first entry: the switch happened in __init__
+            self._fresh = False
+            self._saved.append(self._before)
+        else:  # entered again: switch again
+            self._saved.append(_grad_enabled)
+            _grad_enabled = self.mode
         return self
 
     def __call__(self, fn):
         global _grad_enabled
-        _grad_enabled = self._before  # used as a decorator: only the calls switch
+        _grad_enabled, self._fresh = self._before, False  # used as a decorator: only the calls switch
         return super().__call__(fn)
 
 
@@ -205,7 +235,7 @@ class Tensor:
     data: Any = None
     _grad: Tensor | None = None
     _index = 0  # which output of ``creator`` this is
-    _kept = False  # a recorded op keeps these values for its backward: no in-place writes
+    _kept = 0  # how many recorded, not yet released ops keep these values for backward: no in-place writes
     _view_of: Tensor | None = None  # the tensor whose array this one's is a view of (reshape, getitem, ...)
     # [in-place writes, recorded in-place ops] on the tensor that owns the memory (see bump_version)
     _version: list[int] | None = None
@@ -645,6 +675,9 @@ class Function:
         self.needs_input_grad = tuple(x.requires_grad for x in xs)
         record = _grad_enabled and any(self.needs_input_grad)
         if record:
+            if self.inputs is not None:  # the graph node of an earlier call: a second one would overwrite it
+                raise RuntimeError(f"{self.name}: this Function instance is already a node of a recorded graph; "
+                                   f"create a new instance for each call ({self.name}()(...))")
             for x in xs:
                 if x.creator is not None:
                     _check_fresh(x, self.name)
@@ -661,9 +694,10 @@ class Function:
             if self.keeps_inputs:  # the inputs backward reads; the others as graph references only
                 self.inputs = tuple(x if r else _graph_ref(x) for x, r in zip(xs, read))
                 self.versions = [_version_box(x) for x, r in zip(xs, read) if r]
+                self._read = read
                 for x, r in zip(xs, read):
                     for t in _view_chain(x) if r else ():  # a view's values are its base's too
-                        t._kept = True
+                        t._kept += 1
             else:
                 self.inputs = tuple(_graph_ref(x) for x in xs)
             if self.keeps_output and read[-1]:
@@ -713,6 +747,9 @@ class Function:
             if is_array(v):
                 delattr(self, k)
         if self.keeps_inputs and self.inputs is not None:
+            for x, r in zip(self.inputs, getattr(self, "_read", ())):
+                for t in _view_chain(x) if r and not isinstance(x, _Shadow) else ():
+                    t._kept -= 1  # one op fewer needs these values: in-place writes may be allowed again
             self.inputs = tuple(_graph_ref(x) for x in self.inputs)
         self.released = True
 
@@ -750,10 +787,12 @@ class _Shadow(Tensor):
         return f"Tensor(<not kept>, shape={self._shape}, dtype={self._dtype}, grad_fn=<{self.creator.name}>)"
 
 
-def _graph_ref(x: Tensor) -> Tensor:
-    """What a recorded op keeps of an input whose values it does not need."""
+def _graph_ref(x: Tensor, creator_done: bool = False) -> Tensor:
+    """What a recorded op keeps of an input whose values it does not need. The output of an op whose
+    backward reads it (``keeps_output``) is kept for that backward, unless ``creator_done`` and the
+    creator has released its saved values."""
     c = x.creator
-    if c is None or c.keeps_output or isinstance(x, _Shadow):
+    if c is None or isinstance(x, _Shadow) or (c.keeps_output and not (creator_done and c.released)):
         return x
     return _Shadow(c, x._index, *c.out_meta[x._index], x._requires_grad)
 
@@ -835,7 +874,8 @@ def _values_needed(x: Tensor) -> Tensor | None:
     """The recorded tensor, ``x`` or one it is a view of, whose values a recorded op keeps for its
     backward (an input of matmul, the output of sigmoid), else None: writing ``x`` in place would
     corrupt that gradient."""
-    return next((t for t in _view_chain(x) if t.creator is not None and (t._kept or t.creator.keeps_output)), None)
+    return next((t for t in _view_chain(x) if t.creator is not None
+                 and (t._kept > 0 or (t.creator.keeps_output and not t.creator.released))), None)
 
 
 def _leaf_below(x: Tensor) -> bool:
@@ -878,6 +918,10 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
     # Gradient arrays nothing but this pass refers to: the op they are handed to may overwrite
     # them (ReLU's backward masks in place), which saves an activation-sized buffer per layer.
     owned: set[int] = set()  # ids of gradient Tensors in ``grads``
+    # With ``wanted``, only the ops on a path from a root down to a wanted tensor run (as
+    # torch.autograd.grad): the graph below a wanted non-leaf stays intact for a later backward.
+    needed = None if want is None else _ops_leading_to(roots, want)
+    released: list[Function] = []
 
     def accumulate(t: Tensor, g: Tensor, fresh: bool = False) -> None:
         if g.shape != t.shape:
@@ -894,7 +938,7 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
             owned.add(id(g))
         if t.creator is None:
             leaves[key] = t
-        else:
+        elif needed is None or id(t.creator) in needed:
             push(t.creator)
 
     def fresh_flags(gys: list[Tensor], mine: list[bool], gxs: tuple) -> list[bool]:
@@ -941,22 +985,26 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
             fn.grad_owned = tuple(mine)
             gxs = fn.backward(*gys) if _profiler is None else _profiler.backward(fn, gys)
             del fn.grad_owned
-            if not isinstance(gxs, tuple):
-                gxs = (gxs,)
+            gxs = _backward_result(fn, gxs)
             for x, gx, fresh in zip(fn.inputs, gxs, fresh_flags(gys, mine, gxs)):
                 if gx is not None and x.requires_grad:
                     accumulate(x, gx, fresh)
             if not retain_graph:
                 fn.release()
+                released.append(fn)
+    for fn in released:  # every op that read them has run: the outputs of exp, tanh, softmax, ... can go too
+        fn.inputs = tuple(_graph_ref(x, creator_done=True) for x in fn.inputs)
     if want is not None:
-        for k in leaves:
-            if k in want:
+        for k in want:  # wanted leaves, and wanted non-leaves whose creator did not need to run
+            if k not in found and k in grads:
                 found[k] = grads[k]
         return found
     for k, t in leaves.items():
         g = grads[k]
         if not create_graph:  # a gradient array something else may hold (the seed, a shared one) is copied
             g = Tensor._wrap(g.data if id(g) in owned else g.data.copy())
+        elif not g.requires_grad:  # plain values (from the seed alone) the caller may change in place: a copy
+            g = g.clone()
         t.grad = g if t.grad is None else _add_grads(t.grad, g)
     return None
 
@@ -966,21 +1014,62 @@ def _add_grads(a: Tensor, b: Tensor) -> Tensor:
     return a + b if _profiler is None else _profiler.accumulate(a, b)
 
 
+def _ops_leading_to(roots: Sequence[Tensor], want: set) -> set[int]:
+    """Ids of the Functions below ``roots`` with a path down to a tensor whose node key is in ``want``."""
+    memo: dict[int, bool] = {}
+    stack = [(t.creator, False) for t in roots if t.creator is not None]
+    while stack:  # iterative post-order: a deep graph must not hit the recursion limit
+        fn, expanded = stack.pop()
+        if id(fn) in memo:
+            continue
+        inputs = [x for x in fn.inputs or () if x.requires_grad]
+        if not expanded:
+            stack.append((fn, True))
+            stack.extend((x.creator, False) for x in inputs if x.creator is not None and id(x.creator) not in memo)
+            continue
+        memo[id(fn)] = any(_node_key(x) in want or (x.creator is not None and memo.get(id(x.creator), False))
+                           for x in inputs)
+    return {k for k, v in memo.items() if v}
+
+
+def _backward_result(fn: Function, gxs: Any) -> tuple:
+    """``fn.backward``'s result as a tuple of one Tensor or None per input, or a clear error."""
+    gxs = gxs if isinstance(gxs, tuple) else (gxs,)
+    n = len(fn.inputs)
+    if len(gxs) > n and all(g is None for g in gxs[n:]):  # trailing Nones (an optional input not given)
+        gxs = gxs[:n]
+    if len(gxs) != n:
+        raise RuntimeError(f"{fn.name} backward returned {len(gxs)} gradient(s) for {len(fn.inputs)} input(s); "
+                           "return one Tensor (or None) per input of forward")
+    for i, g in enumerate(gxs):
+        if g is not None and not isinstance(g, Tensor):
+            raise TypeError(f"{fn.name} backward returned a {type(g).__name__} for input {i}; gradients must be "
+                            "Tensors (or None), built from ops so that double backward works")
+    return gxs
+
+
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
          allow_unused: bool = False) -> tuple[Tensor | None, ...]:
     """Gradients of ``outputs`` w.r.t. ``inputs`` without touching ``.grad`` (torch.autograd.grad)."""
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if not outs or not ins:
+        raise RuntimeError(f"grad: needs at least one output and one input, got {len(outs)} and {len(ins)}")
     if grad_outputs is None:
-        seeds = []
-        for o in outs:
+        given = [None] * len(outs)
+    else:
+        given = [grad_outputs] if isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)) \
+            else list(grad_outputs)
+        if len(given) != len(outs):
+            raise RuntimeError(f"grad: got {len(outs)} output(s) but {len(given)} grad_outputs")
+    seeds = []
+    for o, g in zip(outs, given):  # None: ones, for a scalar output only (as PyTorch)
+        if g is None:
             if o.data.size != 1:
                 raise RuntimeError(f"grad: grad_outputs needed for non-scalar output of shape {o.shape}")
-            seeds.append(Tensor._wrap(get_array_module(o.data).ones_like(o.data)))
-    else:
-        seeds = [grad_outputs] if isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)) \
-            else list(grad_outputs)
+            g = Tensor._wrap(get_array_module(o.data).ones_like(o.data))
+        seeds.append(g)
     for o in outs:
         if not o.requires_grad:
             raise RuntimeError("grad: an output does not require grad")
