@@ -142,7 +142,9 @@ print(tc.viz.summary(model, (1, 28, 28)))          # layers, output shapes, para
 tc.viz.plot_filters(model.conv1.weight, "filters.png")
 ```
 
-From the shell: `tinygrad-cnn graph --model alexnet --group --depth 1 -o alexnet.svg`,
+From the shell: `tinygrad-cnn graph --model alexnet --group --depth 1 -o alexnet.svg` (the graph
+`backward()` walks in one training step: training mode, so dropout is drawn, and the loss on a
+random label; the pictures on this page are drawn from Python, some in eval mode),
 `tinygrad-cnn summary --model lenet5`, `tinygrad-cnn filters --checkpoint run.npz -o f.png`,
 `tinygrad-cnn features --checkpoint run.npz --index 0 -o maps.png`.
 
