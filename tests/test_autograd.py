@@ -621,3 +621,31 @@ def test_grad_mode_decorators_hold_inside_generators_and_contexts_re_enter():
     with pytest.raises(TypeError, match="mode must be a bool"):
         tc.set_grad_enabled(0)
     assert tc.is_grad_enabled()
+
+
+def test_grad_mode_is_per_thread_as_in_pytorch():
+    import threading
+
+    seen = {}
+    started, checked = threading.Event(), threading.Event()
+
+    def worker():
+        started.wait()
+        seen["worker"] = tc.is_grad_enabled()
+        x = Tensor(A, requires_grad=True)
+        seen["records"] = (x * 2).requires_grad
+        checked.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    with tc.no_grad():  # the main thread only
+        started.set()
+        checked.wait(10)
+        seen["main"] = tc.is_grad_enabled()
+    t.join()
+    assert seen == {"worker": True, "records": True, "main": False}
+    with tc.no_grad():  # a thread started inside no_grad begins recording, too
+        t = threading.Thread(target=lambda: seen.__setitem__("new", tc.is_grad_enabled()))
+        t.start()
+        t.join()
+    assert seen["new"] is True

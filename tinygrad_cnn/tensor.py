@@ -17,6 +17,7 @@ import functools
 import heapq
 import inspect
 import itertools
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from numbers import Integral
@@ -58,16 +59,26 @@ _MALLOC_TUNED = _keep_freed_memory()
 
 # --------------------------------------------------------------------------- grad mode
 
-_grad_enabled = True
-# Modules whose forward is running right now (outermost first); every recorded Function
-# remembers them so graphs can be drawn grouped by module. nn.Module.__call__ maintains it.
-_module_stack: list[Any] = []
+class _ThreadState(threading.local):
+    """Per-thread switches, as PyTorch's: ``no_grad`` in one thread leaves the others recording.
+
+    ``grad``: whether ops record. ``modules``: the modules whose forward is running right now
+    (outermost first); every recorded Function remembers them so graphs can be drawn grouped by
+    module (nn.Module.__call__ maintains it).
+    """
+
+    def __init__(self) -> None:
+        self.grad = True
+        self.modules: list[Any] = []
+
+
+_state = _ThreadState()
 # The active tinygrad_cnn.profiler.Profile, or None (checked once per op call and backward step).
 _profiler: Any = None
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return _state.grad
 
 
 class _GradMode:
@@ -88,26 +99,23 @@ class _GradMode:
         self._saved: list[bool] = []
 
     def __enter__(self):
-        global _grad_enabled
-        self._saved.append(_grad_enabled)
-        _grad_enabled = self.mode
+        self._saved.append(_state.grad)
+        _state.grad = self.mode
         return self
 
     def __exit__(self, *exc) -> bool:
-        global _grad_enabled
-        _grad_enabled = self._saved.pop()
+        _state.grad = self._saved.pop()
         return False
 
     def __call__(self, fn):
         mode = self.mode
 
         def switched(step, *args, **kwargs):
-            global _grad_enabled
-            saved, _grad_enabled = _grad_enabled, mode
+            saved, _state.grad = _state.grad, mode
             try:
                 return step(*args, **kwargs)
             finally:
-                _grad_enabled = saved
+                _state.grad = saved
 
         if inspect.isgeneratorfunction(fn):  # the mode holds inside the generator's body, not just its creation
             @functools.wraps(fn)
@@ -151,25 +159,22 @@ class set_grad_enabled(_GradMode):
     decorator it restores the previous mode afterwards."""
 
     def __init__(self, mode: bool) -> None:
-        global _grad_enabled
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"set_grad_enabled: mode must be a bool, got {mode!r}")
         self._saved, self.mode, self._fresh = [], bool(mode), True
-        self._before, _grad_enabled = _grad_enabled, self.mode
+        self._before, _state.grad = _state.grad, self.mode
 
     def __enter__(self):
-        global _grad_enabled
         if self._fresh:  # the first entry: the switch happened in __init__
             self._fresh = False
             self._saved.append(self._before)
         else:  # entered again: switch again
-            self._saved.append(_grad_enabled)
-            _grad_enabled = self.mode
+            self._saved.append(_state.grad)
+            _state.grad = self.mode
         return self
 
     def __call__(self, fn):
-        global _grad_enabled
-        _grad_enabled, self._fresh = self._before, False  # used as a decorator: only the calls switch
+        _state.grad, self._fresh = self._before, False  # used as a decorator: only the calls switch
         return super().__call__(fn)
 
 
@@ -383,7 +388,7 @@ class Tensor:
         the array is updated in place, so ``p -= lr * p.grad`` under ``no_grad`` trains ``p``. Where the
         result is recorded, ``op(self, other)`` builds a new node and the name is rebound to it; a leaf
         that requires grad refuses, as in PyTorch."""
-        if _grad_enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+        if _state.grad and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
             if self.creator is None and self.requires_grad:
                 raise RuntimeError("a leaf tensor that requires grad cannot be modified in place while grad is "
                                    "recorded; update it under `with tc.no_grad():`")
@@ -673,7 +678,7 @@ class Function:
         for x in inputs:
             xs.append(x if isinstance(x, Tensor) else as_tensor(x, xs[0] if xs else None))
         self.needs_input_grad = tuple(x.requires_grad for x in xs)
-        record = _grad_enabled and any(self.needs_input_grad)
+        record = _state.grad and any(self.needs_input_grad)
         if record:
             if self.inputs is not None:  # the graph node of an earlier call: a second one would overwrite it
                 raise RuntimeError(f"{self.name}: this Function instance is already a node of a recorded graph; "
@@ -704,7 +709,7 @@ class Function:
                 self.versions = [*getattr(self, "versions", ()), *(_version_box(o) for o in outputs)]
             self.outputs = [weakref.ref(o) for o in outputs]
             self.out_meta = [(o.data.shape, o.data.dtype) for o in outputs]
-            self.modules = tuple(_module_stack)
+            self.modules = tuple(_state.modules)
             for i, o in enumerate(outputs):
                 o.creator, o.generation, o._index = self, self.generation + 1, i
         return tuple(outputs) if multi else outputs[0]

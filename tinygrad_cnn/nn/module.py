@@ -94,11 +94,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        _tensor._module_stack.append(self)
+        _tensor._state.modules.append(self)
         try:
             out = self.forward(*args, **kwargs)
         finally:
-            _tensor._module_stack.pop()
+            _tensor._state.modules.pop()
         for hook in tuple(self.__dict__.get("_forward_hooks", {}).values()):
             result = hook(self, args, out)
             if result is not None:
