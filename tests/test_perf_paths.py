@@ -10,6 +10,7 @@ no float64 array anywhere in a float32 training step.
 from __future__ import annotations
 
 import itertools
+import sys
 
 import numpy as np
 import pytest
@@ -592,3 +593,20 @@ def test_bench_cli_bad_arguments_are_one_line_usage_errors(capsys, argv, message
         main(["bench", *argv, "--no-torch"])
     assert exc.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"tinygrad-cnn bench: error: {message}"
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"OPENBLAS_NUM_THREADS": "1"}, 1),
+    ({"OMP_NUM_THREADS": "3"}, 3),
+    ({"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "5"}, 2),
+])
+def test_bench_thread_count_without_threadpoolctl_follows_openblas_env(env, expected, monkeypatch):
+    """PyTorch must get NumPy's BLAS thread count also where threadpoolctl is not installed."""
+    from tinygrad_cnn.cli import bench
+
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # as if not installed
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert bench.blas_threads() == expected

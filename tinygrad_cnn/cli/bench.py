@@ -51,15 +51,24 @@ IM2COL_BYTES_W1 = 100 * 24 * 24 * 25 * 4  # the col buffer a W1 step needs: 5.76
 
 
 def blas_threads() -> int:
-    """NumPy's BLAS thread count (threadpoolctl when installed, else ``os.cpu_count()``)."""
+    """NumPy's BLAS thread count: threadpoolctl's reading when it is installed, else what OpenBLAS
+    reads at start-up (``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS``, ``OMP_NUM_THREADS``), else
+    the cores this process may use. PyTorch gets the same count."""
     import numpy  # noqa: F401  (load the BLAS so threadpoolctl can see it)
 
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return os.cpu_count() or 1
-    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-    return counts[0] if counts else (os.cpu_count() or 1)
+        counts = []
+    else:
+        counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    if counts:
+        return counts[0]
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def w1_gemm_flops() -> float:
