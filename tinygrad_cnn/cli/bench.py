@@ -456,16 +456,6 @@ def _workload_list(text: str) -> list[str]:
     return names
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
-
 def _source_tree(path: str) -> str:
     """``--baseline``: a directory holding a ``tinygrad_cnn`` package."""
     if not os.path.isdir(os.path.join(path, "tinygrad_cnn")):
@@ -474,10 +464,12 @@ def _source_tree(path: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ._common import positive_int  # not at module level: the --child processes run this file as a script
+
     p.add_argument("--workloads", type=_workload_list, default=list(WORKLOADS),
                    help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)")
-    p.add_argument("--reps", type=_at_least_one, default=15, help="timed repetitions per workload after warm-up (>= 1)")
-    p.add_argument("--rounds", type=_at_least_one, default=1,
+    p.add_argument("--reps", type=positive_int, default=15, help="timed repetitions per workload after warm-up (>= 1)")
+    p.add_argument("--rounds", type=positive_int, default=1,
                    help="interleaved rounds per workload (each implementation keeps its best); helps on busy machines")
     p.add_argument("--no-torch", action="store_true", help="time this engine only")
     p.add_argument("--no-memory", action="store_true", help="skip the W1 peak-memory measurement")
