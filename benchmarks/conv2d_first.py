@@ -23,7 +23,8 @@ import numpy as np
 
 
 def blas_threads() -> int:
-    """NumPy's BLAS thread count (threadpoolctl when installed, else os.cpu_count()).
+    """NumPy's BLAS thread count: threadpoolctl's reading when installed, else OpenBLAS's environment
+    variables, else the usable cores.
 
     The same as ``tinygrad_cnn.cli.bench.blas_threads``, kept here on purpose: this script must not
     import ``tinygrad_cnn`` before ``--src`` has chosen which engine tree to time (an older tree has
@@ -32,9 +33,16 @@ def blas_threads() -> int:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return os.cpu_count() or 1
-    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-    return counts[0] if counts else (os.cpu_count() or 1)
+        counts = []
+    else:
+        counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    if counts:
+        return counts[0]
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def timeit(step, reps: int, warmup: int = 3) -> dict[str, float]:
