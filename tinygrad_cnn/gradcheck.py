@@ -62,10 +62,8 @@ class _Perturb:
         self.t.data[index] = value
 
     def restore(self) -> None:
-        if self.saved is None:
-            self.t.data = self.orig
-        else:
-            self.t.data = self.orig
+        self.t.data = self.orig
+        if self.saved is not None:
             self.orig[...] = self.saved
 
 
@@ -208,7 +206,6 @@ def _gradcheck_fast(fn, inputs, eps, atol, rtol, seed) -> bool:
                     p.t.data[...] = orig - eps * us[i]
                     minus = _snapshot(_outputs(fn, inputs)[o]).reshape(v.shape)
             finally:
-                p.t.data[...] = orig
                 p.restore()
             n = float(np.sum(v * (plus - minus) / (2 * eps)))
             if not _close(a, n, atol, rtol):
