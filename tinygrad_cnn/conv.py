@@ -619,9 +619,10 @@ class ConvTranspose2d(Function):
         n, _, oh, ow = gy.shape
         if n == 0 or c == 0:  # an empty batch, or no input channels: nothing to compute
             return get_array_module(gy).zeros((n, c, *self.in_hw), dtype=gy.dtype)
-        if _wide(n, oc, c * kh * kw, oh * ow) and self.stride == (1, 1):
+        wide = _wide(n, oc, c * kh * kw, oh * ow)
+        if wide and self.stride == (1, 1):
             return _conv_transpose_row_unfold(gy, w, self.in_hw, self.padding)
-        if _wide(n, oc, c * kh * kw, oh * ow):
+        if wide:
             xp = get_array_module(gy)
             (h, wd), (ph, pw) = self.in_hw, self.padding
             img = xp.zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=gy.dtype)
