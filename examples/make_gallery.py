@@ -133,8 +133,13 @@ changing the drawing code). Graphs are drawn by `tinygrad_cnn.viz` from the grap
 *recorded* — nothing is traced or re-run — and rendered by the real Graphviz `dot`.
 
 ```python
+import numpy as np
 import tinygrad_cnn as tc
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor
 
+model = tc.models.SimpleConvNet()
+loss = F.softmax_cross_entropy(model(Tensor(np.zeros((1, 1, 28, 28), np.float32))), np.array([7]))
 g = tc.viz.draw_graph(loss)                        # a graphviz.Digraph: ops, tensors, shapes
 tc.viz.save_graph(g, "loss.svg")                   # svg / png / pdf / dot, from the suffix
 tc.viz.save_graph(tc.viz.draw_model(model, (1, 1, 28, 28), depth=1), "model.svg")
