@@ -480,7 +480,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import importlib.util
+
     names = args.workloads
+    if not args.no_torch and importlib.util.find_spec("torch") is None:
+        print("tinygrad-cnn bench: note: PyTorch is not installed, so only this engine is timed (the torch "
+              "columns stay empty); install a CPU build of torch to compare, or pass --no-torch", file=sys.stderr)
     result = run_benchmarks(names, args.reps, not args.no_torch, not args.no_memory, args.timeout,
                             args.rounds, args.baseline)
     print(format_table(result))

@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except ImportError as exc:
-        hint = "; install the ONNX extra: pip install 'tinygrad-cnn[onnx]'" if "onnx" in str(exc.name) else ""
+        hint = ""  # the library's own message for a missing onnx already says what to install
+        if "onnx" in str(exc.name) and "tinygrad-cnn[onnx]" not in str(exc):
+            hint = "; install the ONNX extra: pip install 'tinygrad-cnn[onnx]'"
         print(f"tinygrad-cnn export: error: {exc}{hint}", file=sys.stderr)
     except (ValueError, KeyError, TypeError, OSError, NotImplementedError, RuntimeError) as exc:
         print(f"tinygrad-cnn export: error: {exc}", file=sys.stderr)

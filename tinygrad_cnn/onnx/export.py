@@ -35,6 +35,21 @@ from ..tensor import Function, Tensor, _node_key, set_grad_enabled
 
 __all__ = ["export", "to_onnx", "write_model", "op_histogram", "CONSTANT_DOC", "MIN_OPSET", "EXPORTABLE_OPS"]
 
+#: How to get the ``onnx`` package: the error of a missing one says so.
+ONNX_EXTRA = "pip install 'tinygrad-cnn[onnx]'"
+
+
+def require_onnx(what: str) -> Any:
+    """``import onnx``; if missing, a ModuleNotFoundError (name ``onnx``) saying ``what`` needs it and how to get it."""
+    try:
+        import onnx
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "onnx":
+            raise  # onnx is there but broken (a missing dependency of its own): keep that error
+        raise ModuleNotFoundError(f"{what} needs the onnx package: {ONNX_EXTRA}", name="onnx") from None
+    return onnx
+
+
 #: ``doc_string`` of initializers that are constants, not parameters (``load`` keeps them frozen).
 CONSTANT_DOC = "tinygrad_cnn:constant"
 #: Softmax/LogSoftmax take a single ``axis`` and ReduceSum takes ``axes`` as an input from opset 13 on.
@@ -54,7 +69,7 @@ def export(model: Module, example_input: Any, path: str | os.PathLike, input_nam
 
 def write_model(proto: Any, path: str | os.PathLike) -> Path:
     """Check ``proto`` (an ``onnx.ModelProto``) with ``onnx.checker`` and write it to ``path`` atomically."""
-    import onnx
+    onnx = require_onnx("onnx.write_model")
 
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
@@ -69,7 +84,7 @@ def op_histogram(proto: Any) -> Counter:
 def to_onnx(model: Module, example_input: Any, input_names: Sequence[str] = ("input",),
             output_names: Sequence[str] = ("logits",), dynamic_batch: bool = True, opset: int = 17) -> Any:
     """Trace ``model(example_input)`` in eval mode and return the ``onnx.ModelProto`` (not written)."""
-    import onnx
+    onnx = require_onnx("ONNX export")
 
     from .. import __version__
 

@@ -27,7 +27,7 @@ from ..backend import get_array_module
 from ..conv import ceil_pool_size
 from ..nn import Module, Parameter
 from ..tensor import Function, Tensor, broadcast_to
-from .export import CONSTANT_DOC
+from .export import CONSTANT_DOC, require_onnx
 
 __all__ = ["load", "OnnxModule", "OnnxFormatError", "SUPPORTED_OPS"]
 
@@ -54,7 +54,7 @@ def load(path: str | os.PathLike | Any) -> OnnxModule:
     Raises FileNotFoundError for a missing file, :class:`OnnxFormatError` (a ValueError) for a
     truncated or non-ONNX file, and NotImplementedError listing every op this engine cannot run.
     """
-    import onnx
+    onnx = require_onnx("ONNX import (tinygrad_cnn.onnx.load)")
     from google.protobuf.message import DecodeError
 
     if isinstance(path, onnx.ModelProto):

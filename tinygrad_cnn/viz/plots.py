@@ -29,8 +29,12 @@ def _figure(width_in: float, height_in: float, dpi: int):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'tinygrad-cnn[viz]'") from None
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "matplotlib":
+            raise  # matplotlib is there but broken (a missing dependency of its own): keep that error
+        # name= says which package is missing (training's "skipped ... (matplotlib is not installed)" notes read it)
+        raise ModuleNotFoundError("plotting needs matplotlib: pip install 'tinygrad-cnn[viz]'", name="matplotlib") \
+            from None
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
