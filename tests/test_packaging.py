@@ -162,8 +162,8 @@ def test_train_without_matplotlib_or_tqdm_notes_the_skipped_pictures_cleanly(tmp
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     assert "Traceback" not in out
-    assert "note: skipped the first-layer filters (matplotlib is not installed)" in out
-    assert "note: skipped the learning curves (matplotlib is not installed)" in out
+    assert "note: skipped the first-layer filters (matplotlib is not installed: pip install 'tinygrad-cnn[viz]')" in out
+    assert "note: skipped the learning curves (matplotlib is not installed: pip install 'tinygrad-cnn[viz]')" in out
     assert "is not installed is not installed" not in out and "[viz]' is not installed" not in out
     assert "final test accuracy" in proc.stdout
     assert (tmp_path / "run" / "checkpoint.npz").is_file()
@@ -329,3 +329,18 @@ def test_sdist_manifest_holds_license_and_the_test_tree():
     assert "LICENSE" in includes and "README.md" in includes
     # tests/ without conftest.py and the docs/examples they read would not run from an unpacked sdist
     assert {"tinygrad_cnn", "tests", "docs", "examples"} <= grafts
+
+
+def test_plot_history_without_matplotlib_names_the_extra(tmp_path):
+    code = f"""
+from tinygrad_cnn.training import History, plot_history
+try:
+    plot_history(History(), {str(tmp_path / "h.png")!r})
+except ModuleNotFoundError as exc:
+    print(exc.name)
+    print(exc)
+"""
+    proc = run_python(code, blocked=("matplotlib",))
+    assert proc.returncode == 0, proc.stderr
+    name, message = proc.stdout.splitlines()
+    assert name == "matplotlib" and "pip install 'tinygrad-cnn[viz]'" in message

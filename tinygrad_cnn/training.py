@@ -239,10 +239,10 @@ def plot_history(history: History, path: str | os.PathLike, title: str | None = 
     Needs matplotlib (the ``viz`` extra); uses ``matplotlib.figure.Figure`` directly, so no
     global pyplot state or GUI backend is involved.
     """
-    from matplotlib.figure import Figure
+    from .viz.plots import _figure  # names the viz extra when matplotlib is missing
 
     epochs = history.column("epoch")
-    fig = Figure(figsize=(6, 4), dpi=100)
+    fig = _figure(6, 4, 100)
     ax = fig.add_subplot()
     ax.plot(epochs, history.train_acc, marker="o", label="train")
     test = history.test_acc
@@ -262,6 +262,10 @@ def plot_history(history: History, path: str | os.PathLike, title: str | None = 
     return atomic_write(Path(path), lambda f: fig.savefig(f, format="png"))
 
 
+#: The extra that brings a package a picture needs.
+_EXTRAS = {"matplotlib": "viz"}
+
+
 def _try_picture(what: str, make: Callable[[], Any], log: Callable[[str], None]) -> bool:
     """Run one picture-making call; a failure prints a one-line note instead of stopping training.
 
@@ -272,7 +276,9 @@ def _try_picture(what: str, make: Callable[[], Any], log: Callable[[str], None])
         make()
         return True
     except ImportError as exc:
-        log(f"note: skipped {what} ({exc.name or exc} is not installed)")
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        hint = f": pip install 'tinygrad-cnn[{extra}]'" if extra else ""
+        log(f"note: skipped {what} ({exc.name or exc} is not installed{hint})")
     except Exception as exc:  # noqa: BLE001 - a picture must never crash training
         if type(exc).__name__ == "GraphvizNotFoundError":
             log(f"note: skipped {what}: the Graphviz `dot` program is not installed (DOT source kept)")
