@@ -315,7 +315,8 @@ def test_missing_dot_gives_clear_error_and_writes_dot_source(tmp_path, monkeypat
 
     # the CLI says the same and fails, keeping the DOT source
     assert cli_main(["graph", "--model", "simpleconvnet", "-o", str(tmp_path / "cli.png")]) == 1
-    assert "apt install graphviz" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "apt install graphviz" in err and err.startswith("tinygrad-cnn graph: error: ")
     assert (tmp_path / "cli.dot").read_text().startswith("// tinygrad_cnn graph: 8 ops, 15 tensors")
 
 

@@ -152,7 +152,7 @@ def run_graph(args: argparse.Namespace) -> int:
     try:
         path = save_graph(graph, out, format=fmt)
     except GraphvizNotFoundError as exc:
-        print(exc, file=sys.stderr)
+        print(f"tinygrad-cnn graph: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {path}: {args.model}{' forward+backward' if args.backward else ''} graph, "
           f"{len(rec.functions)} ops, {len(rec.tensors)} tensors")
