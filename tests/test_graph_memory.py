@@ -242,3 +242,24 @@ def test_inplace_relu_allowed_where_no_backward_reads_the_values():
     (tw + tv.sum()).backward()
     np.testing.assert_allclose(x.grad.data, tx.grad.numpy())
     np.testing.assert_array_equal(v.data, [1.0, 0.0])
+
+
+def test_inference_keeps_no_columns_of_a_big_layer():
+    """Under no_grad a big conv (single-GEMM path) with a trainable weight keeps no column chunks:
+    its peak is one reused chunk buffer, not all of them (the weight gradient will never run)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((8, 96, 27, 27), dtype=np.float32))
+    w = Tensor(rng.standard_normal((256, 96, 5, 5), dtype=np.float32) * 0.05, requires_grad=True)
+    b = Tensor(np.zeros(256, np.float32), requires_grad=True)
+    columns = 8 * 96 * 25 * 27 * 27 * 4  # the whole im2col: 56 MB
+    tracemalloc.start()
+    try:
+        with tc.no_grad():
+            y = F.conv2d(x, w, b, padding=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert y.creator is None and y.shape == (8, 256, 27, 27)
+    assert peak < columns / 2, f"peak {peak / 1e6:.1f} MB for a {columns / 1e6:.1f} MB im2col"

@@ -730,3 +730,41 @@ def test_a_float_cast_follows_double():
     x = Tensor(images((2, 3)).astype(np.float64), requires_grad=True)
     assert net(x).dtype == np.float64
     assert tc.gradcheck(lambda x: net(x), (x,))
+
+
+class _Upsampler(nn.Module):
+    """A transposed convolution (stride 2, output_padding 1) and a bias, as a decoder would use."""
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(4)
+        self.weight = nn.Parameter(rng.standard_normal((3, 2, 3, 3)).astype(np.float32) * 0.3)
+        self.bias = nn.Parameter(rng.standard_normal(2).astype(np.float32))
+
+    def forward(self, x):
+        return F.relu(F.conv_transpose2d(x, self.weight, self.bias, stride=2, padding=1, output_padding=1))
+
+
+def test_conv_transpose2d_exports_to_convtranspose_and_loads_back(tmp_path):
+    model = _Upsampler()
+    x = np.random.default_rng(5).standard_normal((4, 3, 5, 6)).astype(np.float32)
+    proto = to_onnx(model, Tensor(x[:1]))
+    node = next(n for n in proto.graph.node if n.op_type == "ConvTranspose")
+    assert {a.name: list(a.ints) for a in node.attribute}["output_padding"] == [1, 1]
+    ref = engine(model, x)
+    assert ref.shape == (4, 2, 10, 12)
+    assert_close(run_ort(proto, x), ref, atol=1e-5)
+    onnx_export(model, Tensor(x[:1]), tmp_path / "up.onnx")
+    assert_close(engine(load(tmp_path / "up.onnx"), x), ref, atol=1e-5)
+
+
+def test_import_of_torch_conv_transpose():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.ConvTranspose2d(3, 4, (3, 2), stride=(2, 3), padding=(1, 0),
+                                                       output_padding=(1, 2)), torch.nn.Tanh()).eval()
+    x = np.random.default_rng(6).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    loaded = load(onnx.load_from_string(_torch_export(torch, net, torch.from_numpy(x[:1]))))
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert_close(engine(loaded, x), ref, atol=1e-5)

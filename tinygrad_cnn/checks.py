@@ -46,6 +46,11 @@ def _cases() -> Iterator[Case]:
                    lambda r, kh=kh, kw=kw, s=s, p=p, b=bias: (
                        lambda x, w, *bb: F.conv2d(x, w, bb[0] if bb else None, s, p),
                        (_t(r, 2, 3, 7, 6), _t(r, 4, 3, kh, kw), *((_t(r, 4),) if b else ()))))
+    for s, p, op_, bias in [(1, 0, 0, True), (2, 1, 1, True), ((2, 3), (0, 1), (1, 2), False)]:
+        yield Case("conv_transpose2d", f"s={s} p={p} output_padding={op_} bias={bias}",
+                   lambda r, s=s, p=p, op_=op_, b=bias: (
+                       lambda x, w, *bb: F.conv_transpose2d(x, w, bb[0] if bb else None, s, p, op_),
+                       (_t(r, 2, 4, 4, 3), _t(r, 4, 3, 3, 2), *((_t(r, 3),) if b else ()))))
     for k, s, p in [(2, 2, 0), (3, 2, 1), (3, 1, 0), (2, 3, 1)]:
         yield Case("max_pool2d", f"k={k} s={s} p={p}",
                    lambda r, k=k, s=s, p=p: (lambda x: F.max_pool2d(x, k, s, p), (_t(r, 2, 2, 7, 6),)))

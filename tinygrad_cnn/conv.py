@@ -484,11 +484,13 @@ def im2col(x: Any, kh: int, kw: int, stride: IntPair = 1, padding: IntPair = 0) 
     """Differentiable im2col: ``x: (N, C, H, W)`` -> ``(N*OH*OW, C*kh*kw)`` (see im2col_array)."""
     x = as_tensor(x)
     _check_4d("im2col", "x", x.data)
+    kh, kw = _pair((kh, kw), "kernel size", "im2col", 1)
     return Im2col(kh, kw, _pair(stride, "stride", "im2col", 1), _pair(padding, "padding", "im2col", 0))(x)
 
 
 def col2im(col: Any, input_shape, kh: int, kw: int, stride: IntPair = 1, padding: IntPair = 0) -> Tensor:
     """Differentiable col2im, the adjoint of :func:`im2col`; returns ``(N, C, H, W)``."""
+    kh, kw = _pair((kh, kw), "kernel size", "col2im", 1)
     return Col2im(input_shape, kh, kw, _pair(stride, "stride", "col2im", 1),
                   _pair(padding, "padding", "col2im", 0))(as_tensor(col))
 
@@ -526,13 +528,14 @@ class Conv2d(Function):
         w2 = w.reshape(oc, -1)
         if b is not None:  # bias as an extra weight column against a row of ones: added by the GEMM
             w2 = xp.concatenate([w2, b.reshape(oc, 1).astype(w.dtype, copy=False)], axis=1)
+        wgrad = is_grad_enabled() and self.needs_input_grad[1]  # else no weight gradient will read columns
         if _wide(n, oc, w2.shape[1], oh * ow):
             y = xp.empty((n, oc, oh, ow), dtype=x.dtype)
             runs = _long_row_runs(x, kh, kw, self.stride, self.padding) \
                 if _from_planes(x.shape, kh, kw, self.stride, self.padding) else None
             # Copies out of the kept phase planes are cheap to redo; columns copied out of the input
             # (W3b: rows of 27 values) cost more to copy again than to keep: those chunks are kept.
-            keep = runs is None and self.needs_input_grad[1]
+            keep = runs is None and wgrad
             # the weight gradient's GEMM gives the bias gradient too, from the same row of ones
             ones = b is not None and self.needs_input_grad[2]
             kept = []
@@ -544,12 +547,12 @@ class Conv2d(Function):
                     y[i:j] = (w2 @ col).reshape(oc, j - i, oh, ow).transpose(1, 0, 2, 3)
                 if keep:
                     kept.append((i, j, col if ones or b is None else col[:-1]))
-            if self.needs_input_grad[1]:  # what the weight gradient iterates: the kept chunks, or their rebuild
+            if wgrad:  # what the weight gradient iterates: the kept chunks, or their rebuild
                 self.columns = kept if keep else _column_chunks(x, kh, kw, self.stride, self.padding, ones, runs)
             return y
         if _batch_inner(n, ow):
             col = im2col_batch_inner(x, kh, kw, self.stride, self.padding, ones_row=b is not None)
-            if self.needs_input_grad[1]:  # kept for the weight gradient: rebuilding them cost 0.4 ms of LeNet's step
+            if wgrad:  # kept for the weight gradient: rebuilding them cost 0.4 ms of LeNet's step
                 self.columns = col if b is None or self.needs_input_grad[2] else col[:-1]
             return xp.ascontiguousarray((w2 @ col).reshape(oc, oh, ow, n).transpose(3, 0, 1, 2))
         # One GEMM per image gives NCHW directly. The columns are built a few images at a time:
@@ -803,7 +806,7 @@ class Conv2dWeightGrad(Function):
 
     def backward(self, ggw, ggb=None):
         x, gy = self.inputs
-        g_x = conv_transpose2d(gy, ggw, self.stride, self.padding, x.shape[2:]) if self.needs_input_grad[0] else None
+        g_x = ConvTranspose2d(self.stride, self.padding, x.shape[2:])(gy, ggw) if self.needs_input_grad[0] else None
         g_gy = conv2d(x, ggw, ggb, self.stride, self.padding) if self.needs_input_grad[1] else None
         return g_x, g_gy
 
@@ -864,10 +867,39 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
     return Conv2d(s, p)(*args)
 
 
-def conv_transpose2d(gy: Tensor, weight: Tensor, stride: IntPair, padding: IntPair, in_hw) -> Tensor:
-    """The adjoint of conv2d in its input (used for backward); ``in_hw`` is the input's (H, W)."""
-    s, p = _pair(stride, "stride", "conv_transpose2d", 1), _pair(padding, "padding", "conv_transpose2d", 0)
-    return ConvTranspose2d(s, p, in_hw)(gy, weight)
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0) -> Tensor:
+    """Transposed convolution, as PyTorch's: conv2d's gradient with respect to its input.
+
+    input (N, C_in, H, W), weight (C_in, C_out, kh, kw), bias (C_out,) -> (N, C_out, H', W') with
+    ``H' = (H - 1) * stride - 2 * padding + kh + output_padding``. Every conv2d input size of
+    ``H'`` and ``H' + 1``, ... (stride of them) gives the same ``H``; ``output_padding < stride``
+    picks one. The op is ``ConvTranspose2d``, the one conv2d's backward records.
+    """
+    op = "conv_transpose2d"
+    s, p = _pair(stride, "stride", op, 1), _pair(padding, "padding", op, 0)
+    op_ = _pair(output_padding, "output_padding", op, 0)
+    if op_[0] >= s[0] or op_[1] >= s[1]:
+        raise ValueError(f"{op}: output_padding {op_} must be smaller than the stride {s}")
+    input = as_tensor(input)
+    weight = as_tensor(weight, input)
+    _check_4d(op, "input", input.data)
+    _check_4d(op, "weight", weight.data)
+    if input.shape[1] != weight.shape[0]:
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} has {input.shape[1]} channels but weight of "
+                         f"shape {tuple(weight.shape)} expects {weight.shape[0]}")
+    in_hw = tuple((o - 1) * st - 2 * pd + k + e
+                  for o, st, pd, k, e in zip(input.shape[2:], s, p, weight.shape[2:], op_))
+    if min(in_hw) < 1:
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} gives an output of size {in_hw} (kernel "
+                         f"{tuple(weight.shape[2:])}, stride {s}, padding {p}): too small")
+    y = ConvTranspose2d(s, p, in_hw)(input, weight)
+    if bias is None:
+        return y
+    bias = as_tensor(bias, input)
+    if tuple(bias.shape) != (weight.shape[1],):
+        raise ValueError(f"{op}: bias of shape {tuple(bias.shape)} does not match weight {tuple(weight.shape)}")
+    return y + bias.reshape(1, -1, 1, 1)
 
 
 # --------------------------------------------------------------------------- pooling

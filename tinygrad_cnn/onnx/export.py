@@ -339,6 +339,17 @@ def _conv(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
                         "dilations": [1, 1], "group": 1}, out, fn, batch_axis=b.axis_of(fn.inputs[0]))
 
 
+def _conv_transpose(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
+    a = fn.attrs()
+    x, w = fn.inputs
+    kernel, (sh, sw), (ph, pw) = w.shape[2:], a["stride"], a["padding"]
+    extra = [h - ((o - 1) * st - 2 * p + k)  # output_padding: which of the stride's sizes conv2d maps to x
+             for h, o, st, p, k in zip(fn.in_hw, x.shape[2:], (sh, sw), (ph, pw), kernel)]
+    b.add("ConvTranspose", ins, {"kernel_shape": list(kernel), "strides": [sh, sw], "pads": [ph, pw, ph, pw],
+                                 "output_padding": extra, "dilations": [1, 1], "group": 1},
+          out, fn, batch_axis=b.axis_of(x))
+
+
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -568,6 +579,7 @@ def _getitem(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
 
 _HANDLERS = {
     "Conv2d": _conv,
+    "ConvTranspose2d": _conv_transpose,
     "MaxPool2d": _pool("MaxPool"),
     "AvgPool2d": _pool("AveragePool"),
     "ReLU": _same("Relu"),

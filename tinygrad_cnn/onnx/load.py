@@ -531,6 +531,23 @@ def _conv(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
     return F.conv2d(x, w, None if b is None else _as_tensor(b), strides, padding)
 
 
+def _conv_transpose(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
+    x, w = _as_tensor(x), _as_tensor(w)
+    if x.ndim != 4:
+        raise NotImplementedError(f"OnnxModule: {node.where()}: only 2-D transposed convolution of (N, C, H, W) "
+                                  f"inputs is supported, got input {x.shape}")
+    _check_dilations(node)
+    for name in ("group", "output_shape", "auto_pad"):
+        value = node.attrs.get(name)
+        if value not in (None, 1, "NOTSET", ""):
+            raise NotImplementedError(f"OnnxModule: {node.where()}: {name}={value!r} is not supported")
+    pads = [int(p) for p in node.attrs.get("pads", [0] * 4)]
+    if pads[:2] != pads[2:]:
+        raise NotImplementedError(f"OnnxModule: {node.where()}: asymmetric pads {pads} are not supported")
+    return F.conv_transpose2d(x, w, None if b is None else _as_tensor(b), tuple(node.attrs.get("strides", [1, 1])),
+                              tuple(pads[:2]), tuple(node.attrs.get("output_padding", [0, 0])))
+
+
 def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_pad: bool,
             ceil_mode: bool = False) -> Tensor:
     """Max/average pooling of ``x: (N, C, H, W)`` with ONNX's (possibly asymmetric) pads.
@@ -662,6 +679,7 @@ _FIRST_OUTPUT_ONLY = {"MaxPool": "Indices"}
 
 _OPS: dict[str, Any] = {
     "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
     "MaxPool": _pool("max"),
     "AveragePool": _pool("avg"),
     "GlobalAveragePool": _global_avg,
