@@ -432,6 +432,8 @@ def _fvi(name, shape):
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
     ("Conv", {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_LOWER"}),
     ("Conv", {"kernel_shape": [3, 3], "pads": [0, 1, 2, 1]}),
+    ("ConvTranspose", {"kernel_shape": [3, 3], "strides": [2, 3], "pads": [1, 0, 1, 0], "output_padding": [1, 2]}),
+    ("ConvTranspose", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [2, 0, 0, 1]}),  # asymmetric: cropped
     ("LRN", {"size": 4, "alpha": 0.5, "beta": 0.75, "bias": 2.0}),  # ONNX's even window (onnxruntime refuses)
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),  # hanging last windows
     ("AveragePool", {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 1], "ceil_mode": 1}),
@@ -443,8 +445,8 @@ def test_imported_op_semantics_match_onnxruntime(op, attrs):
     x = images((2, 5, 7, 8), seed=12)
     inits = []
     ins = ["x"]
-    if op == "Conv":
-        inits = [onnx.numpy_helper.from_array(images((4, 5, 3, 3), seed=13), "w")]
+    if op in ("Conv", "ConvTranspose"):
+        inits = [onnx.numpy_helper.from_array(images((4, 5, 3, 3) if op == "Conv" else (5, 4, 3, 3), seed=13), "w")]
         ins.append("w")
     model = _graph([helper.make_node(op, ins, ["y"], **attrs)], [_fvi("x", x.shape)], [_fvi("y", [None] * 4)], inits)
     got = load(model)(Tensor(x)).data
@@ -768,3 +770,12 @@ def test_import_of_torch_conv_transpose():
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     assert_close(engine(loaded, x), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("attrs", [{"output_shape": [9, 9]}, {"group": 5}, {"auto_pad": "SAME_UPPER"},
+                                   {"dilations": [2, 2]}])
+def test_import_refuses_conv_transpose_options_it_cannot_run(attrs):
+    w = onnx.numpy_helper.from_array(images((5, 4, 3, 3), seed=13), "w")
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3], **attrs)
+    with pytest.raises(NotImplementedError, match="is not supported"):
+        load(_graph([node], [_fvi("x", [2, 5, 4, 4])], [_fvi("y", [None] * 4)], [w]))(Tensor(images((2, 5, 4, 4))))

@@ -139,17 +139,20 @@ def test_python_m_is_the_cli_and_reports_the_pyproject_version():
 # ----------------------------------------------------------------------------- a missing extra
 
 
-def test_plotting_without_matplotlib_names_the_package_and_the_extra():
-    code = """
+@pytest.mark.parametrize("call", [
+    "from tinygrad_cnn.viz import plot_filters; plot_filters(np.zeros((4, 1, 3, 3)), 'f.png')",
+    "from tinygrad_cnn.training import History, plot_history; plot_history(History(), 'h.png')",
+], ids=["plot_filters", "plot_history"])
+def test_plotting_without_matplotlib_names_the_package_and_the_extra(call, tmp_path):
+    code = f"""
 import numpy as np
-from tinygrad_cnn.viz import plot_filters
 try:
-    plot_filters(np.zeros((4, 1, 3, 3)), "f.png")
+    {call}
 except ModuleNotFoundError as exc:
     print(exc.name)
     print(exc)
 """
-    proc = run_python(code, blocked=("matplotlib",))
+    proc = run_python(code, blocked=("matplotlib",), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     name, message = proc.stdout.splitlines()
     assert name == "matplotlib"  # was None: training's notes then read "(plotting needs ... is not installed)"
@@ -330,17 +333,3 @@ def test_sdist_manifest_holds_license_and_the_test_tree():
     # tests/ without conftest.py and the docs/examples they read would not run from an unpacked sdist
     assert {"tinygrad_cnn", "tests", "docs", "examples"} <= grafts
 
-
-def test_plot_history_without_matplotlib_names_the_extra(tmp_path):
-    code = f"""
-from tinygrad_cnn.training import History, plot_history
-try:
-    plot_history(History(), {str(tmp_path / "h.png")!r})
-except ModuleNotFoundError as exc:
-    print(exc.name)
-    print(exc)
-"""
-    proc = run_python(code, blocked=("matplotlib",))
-    assert proc.returncode == 0, proc.stderr
-    name, message = proc.stdout.splitlines()
-    assert name == "matplotlib" and "pip install 'tinygrad-cnn[viz]'" in message

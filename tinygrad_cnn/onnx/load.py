@@ -517,14 +517,22 @@ def _symmetric(x: Tensor, begins: list[int], ends: list[int], value: float) -> t
     return F.pad(x, (left, right, top, bottom), value=value), (0, 0)
 
 
-def _conv(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
+def _conv_operands(node: _Node, x: Any, w: Any, refused: tuple[str, ...] = ()) -> tuple[Tensor, Tensor]:
+    """``x, w`` as Tensors, after refusing what the engine's 2-D convolutions cannot do."""
     x, w = _as_tensor(x), _as_tensor(w)
     if x.ndim != 4:
         raise NotImplementedError(f"OnnxModule: {node.where()}: only 2-D convolution of (N, C, H, W) inputs "
                                   f"is supported, got input {x.shape}")
     _check_dilations(node)
-    if node.attrs.get("group", 1) != 1:
-        raise NotImplementedError(f"OnnxModule: {node.where()}: group={node.attrs['group']} is not supported")
+    for name in ("group", *refused):
+        value = node.attrs.get(name)
+        if value not in (None, 1, "NOTSET", ""):
+            raise NotImplementedError(f"OnnxModule: {node.where()}: {name}={value!r} is not supported")
+    return x, w
+
+
+def _conv(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
+    x, w = _conv_operands(node, x, w)
     kernel = tuple(w.shape[2:])
     strides = tuple(node.attrs.get("strides", [1, 1]))
     x, padding = _symmetric(x, *_spatial_pads(node, x.shape[2:], kernel, strides), 0.0)
@@ -532,20 +540,14 @@ def _conv(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
 
 
 def _conv_transpose(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
-    x, w = _as_tensor(x), _as_tensor(w)
-    if x.ndim != 4:
-        raise NotImplementedError(f"OnnxModule: {node.where()}: only 2-D transposed convolution of (N, C, H, W) "
-                                  f"inputs is supported, got input {x.shape}")
-    _check_dilations(node)
-    for name in ("group", "output_shape", "auto_pad"):
-        value = node.attrs.get(name)
-        if value not in (None, 1, "NOTSET", ""):
-            raise NotImplementedError(f"OnnxModule: {node.where()}: {name}={value!r} is not supported")
-    pads = [int(p) for p in node.attrs.get("pads", [0] * 4)]
-    if pads[:2] != pads[2:]:
-        raise NotImplementedError(f"OnnxModule: {node.where()}: asymmetric pads {pads} are not supported")
-    return F.conv_transpose2d(x, w, None if b is None else _as_tensor(b), tuple(node.attrs.get("strides", [1, 1])),
-                              tuple(pads[:2]), tuple(node.attrs.get("output_padding", [0, 0])))
+    x, w = _conv_operands(node, x, w, refused=("output_shape", "auto_pad"))
+    (top, left, bottom, right) = [int(p) for p in node.attrs.get("pads", [0] * 4)]
+    strides, extra = tuple(node.attrs.get("strides", [1, 1])), tuple(node.attrs.get("output_padding", [0, 0]))
+    bias = None if b is None else _as_tensor(b)
+    if (top, left) == (bottom, right):
+        return F.conv_transpose2d(x, w, bias, strides, (top, left), extra)
+    y = F.conv_transpose2d(x, w, bias, strides, 0, extra)  # pads crop the output: asymmetric ones by slicing
+    return y[:, :, top:y.shape[2] - bottom, left:y.shape[3] - right]
 
 
 def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_pad: bool,
