@@ -248,6 +248,41 @@ def test_conv2d_module_string_padding_matches_torch(dtype, kernel, padding):
     assert repr(ours) == f"Conv2d(3, 5, kernel_size={ours.kernel_size}, stride=(1, 1), padding={padding})"
 
 
+@dtypes
+@pytest.mark.parametrize("kernel,stride,padding,output_padding,bias", [
+    (3, 2, 1, 1, True), ((3, 2), (2, 3), (1, 0), (1, 2), False), (4, 1, 0, 0, True)], ids=str)
+def test_conv_transpose2d_module_matches_torch(dtype, kernel, stride, padding, output_padding, bias):
+    tc.manual_seed(0)
+    ours = nn.ConvTranspose2d(3, 5, kernel, stride, padding, output_padding, bias=bias, dtype=dtype)
+    theirs = torch.nn.ConvTranspose2d(3, 5, kernel, stride, padding, output_padding, bias=bias, dtype=TDT[dtype])
+    assert ours.weight.shape == tuple(theirs.weight.shape) and ours.weight.dtype == dtype
+    fan_in = 5 * ours.kernel_size[0] * ours.kernel_size[1]  # PyTorch's: dim 1 of the weight
+    assert np.abs(ours.weight.data).max() <= 1 / np.sqrt(fan_in)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.weight.data))
+        if bias:
+            assert np.abs(ours.bias.data).max() <= 1 / np.sqrt(fan_in)
+            theirs.bias.copy_(torch.from_numpy(ours.bias.data))
+    x = np.random.default_rng(9).standard_normal((2, 3, 4, 5)).astype(dtype)
+    xs, xt = Tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_()
+    y, yt = ours(xs), theirs(xt)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), **TOL[dtype])
+    g = np.random.default_rng(10).standard_normal(y.shape).astype(dtype)
+    y.backward(Tensor(g))
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), **TOL[dtype])
+    np.testing.assert_allclose(ours.weight.grad.data, theirs.weight.grad.numpy(), **TOL[dtype])
+    if bias:
+        np.testing.assert_allclose(ours.bias.grad.data, theirs.bias.grad.numpy(), **TOL[dtype])
+    assert repr(ours).startswith(f"ConvTranspose2d(3, 5, kernel_size={ours.kernel_size}, stride={ours.stride}")
+
+
+def test_conv_transpose2d_module_refuses_output_padding_of_a_stride():
+    with pytest.raises(ValueError, match="output_padding .* must be smaller than the stride"):
+        nn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)
+
+
 # --------------------------------------------------------------------------- zero-sized layers, calculate_gain
 
 

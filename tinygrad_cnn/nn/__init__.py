@@ -4,6 +4,7 @@ from . import init
 from .layers import (
     AvgPool2d,
     Conv2d,
+    ConvTranspose2d,
     CrossEntropyLoss,
     Dropout,
     Flatten,
@@ -20,7 +21,7 @@ from .layers import (
 from .module import Module, Parameter, StateDictError
 
 __all__ = [
-    "Module", "Parameter", "StateDictError", "init", "Sequential", "Conv2d", "Linear", "ReLU", "Sigmoid",
-    "Tanh", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "LocalResponseNorm", "Softmax", "Identity",
+    "Module", "Parameter", "StateDictError", "init", "Sequential", "Conv2d", "ConvTranspose2d", "Linear", "ReLU",
+    "Sigmoid", "Tanh", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "LocalResponseNorm", "Softmax", "Identity",
     "CrossEntropyLoss",
 ]

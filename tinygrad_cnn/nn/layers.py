@@ -66,6 +66,39 @@ class Conv2d(Module):
         return s + ("" if self.bias is not None else ", bias=False")
 
 
+class ConvTranspose2d(Module):
+    """Transposed 2-D convolution (a learned upsampling), weight ``(in_channels, out_channels, kh, kw)``:
+    x (N, C, H, W) -> (N, OC, (H-1)*stride - 2*padding + kh + output_padding, ...), as PyTorch's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 output_padding: int | tuple[int, int] = 0, bias: bool = True, dtype: Any = np.float32):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.output_padding = _pair(output_padding)
+        if any(e >= s for e, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than the "
+                             f"stride {self.stride}")
+        self.weight = Parameter(np.empty((in_channels, out_channels, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _reset_like_pytorch(self.weight, self.bias)  # fan_in from dim 1 (out_channels), as PyTorch
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
 class Linear(Module):
     """``y = x @ W.T + b`` with W ``(out_features, in_features)`` (the book's Affine layer)."""
 
