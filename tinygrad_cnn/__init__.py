@@ -16,7 +16,7 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .profiler import _start_from_env, env_enabled, profile
 from .random import manual_seed
 from .serialization import CheckpointError, load, save
-from .tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .tensor import Function, Tensor, enable_grad, flatten, grad, is_grad_enabled, no_grad, set_grad_enabled
 
 __version__ = "0.1.0"
 
@@ -47,7 +47,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Tensor", "Function", "no_grad", "enable_grad", "grad", "is_grad_enabled", "set_grad_enabled",
+    "Tensor", "Function", "flatten", "no_grad", "enable_grad", "grad", "is_grad_enabled", "set_grad_enabled",
     "gradcheck", "gradgradcheck", "GradcheckError", "manual_seed", "save", "load", "CheckpointError",
     "functional", "nn", "optim", "models", "random", "viz", "onnx", "data", "training", "profiler", "profile",
 ]

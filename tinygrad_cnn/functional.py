@@ -33,7 +33,7 @@ from .tensor import (
 __all__ = [
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "im2col", "col2im",
     "relu", "sigmoid", "tanh", "exp", "log", "matmul", "linear", "softmax", "log_softmax",
-    "softmax_cross_entropy", "cross_entropy", "dropout", "local_response_norm", "pad", "flatten",
+    "softmax_cross_entropy", "cross_entropy", "nll_loss", "dropout", "local_response_norm", "pad", "flatten",
     "reshape", "transpose",
 ]
 
@@ -255,14 +255,25 @@ def _log_softmax(x, axis):
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    x = as_tensor(x)
-    return Softmax(_check_axis("softmax", axis, x.ndim))(x)
+def _axis_or_dim(op: str, axis: int, dim: int | None) -> int:
+    """PyTorch's ``dim=`` keyword, accepted alongside ``axis`` (positional calls mean the same in both)."""
+    if dim is None:
+        return axis
+    if axis != -1 and axis != dim:
+        raise TypeError(f"{op}: got both axis={axis!r} and dim={dim!r}; pass one of them")
+    return dim
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``axis`` (or PyTorch's ``dim=``)."""
     x = as_tensor(x)
-    return LogSoftmax(_check_axis("log_softmax", axis, x.ndim))(x)
+    return Softmax(_check_axis("softmax", _axis_or_dim("softmax", axis, dim), x.ndim))(x)
+
+
+def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """``log(softmax(x))`` along ``axis`` (or PyTorch's ``dim=``), computed stably."""
+    x = as_tensor(x)
+    return LogSoftmax(_check_axis("log_softmax", _axis_or_dim("log_softmax", axis, dim), x.ndim))(x)
 
 
 class SoftmaxCrossEntropy(Function):
@@ -306,36 +317,77 @@ class SoftmaxCrossEntropy(Function):
         return (p - Tensor._wrap(onehot)) * (gy * (1.0 / max(n, 1)))
 
 
-def _check_target(logits: Tensor, target: Any):
+def _check_target(logits: Tensor, target: Any, op: str = "softmax_cross_entropy"):
     if logits.ndim != 2:
-        raise ValueError(f"softmax_cross_entropy: logits must be (N, K), got shape {logits.shape}")
+        raise ValueError(f"{op}: logits must be (N, K), got shape {logits.shape}")
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     n, k = logits.shape
     if t.ndim == 1:
         if t.dtype.kind not in "iu":
-            raise ValueError(f"softmax_cross_entropy: label array must be integer, got dtype {t.dtype}")
+            raise ValueError(f"{op}: label array must be integer, got dtype {t.dtype}")
         if t.shape[0] != n:
-            raise ValueError(f"softmax_cross_entropy: logits {logits.shape} and labels {t.shape} differ in batch size")
+            raise ValueError(f"{op}: logits {logits.shape} and labels {t.shape} differ in batch size")
         if t.size and (t.min() < 0 or t.max() >= k):
             bad = t[(t < 0) | (t >= k)][0]
-            raise ValueError(f"softmax_cross_entropy: label {int(bad)} out of range [0, {k}) for logits {logits.shape}")
+            raise ValueError(f"{op}: label {int(bad)} out of range [0, {k}) for logits {logits.shape}")
     elif t.ndim == 2:
         if t.shape != (n, k):
-            raise ValueError(f"softmax_cross_entropy: one-hot target {t.shape} does not match logits {logits.shape}")
+            raise ValueError(f"{op}: one-hot target {t.shape} does not match logits {logits.shape}")
         if t.dtype.kind != "f":
             t = t.astype(logits.dtype)
     else:
-        raise ValueError(f"softmax_cross_entropy: target must be (N,) labels or (N, K) one-hot, got {t.shape}")
+        raise ValueError(f"{op}: target must be (N,) labels or (N, K) one-hot, got {t.shape}")
     return t
 
 
-def softmax_cross_entropy(logits: Tensor, target: Any) -> Tensor:
-    """Mean cross-entropy of ``logits (N, K)`` against labels ``(N,)`` or one-hot ``(N, K)``; 0-d."""
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce_loss(per_sample: Tensor, reduction: str) -> Tensor:
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample if reduction == "none" else per_sample.mean()
+
+
+def _check_reduction(op: str, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, got {reduction!r}")
+
+
+def _nll_per_sample(logp: Tensor, t) -> Tensor:
+    """``-logp[i, t[i]]`` for labels ``t (N,)``, ``-sum(logp * t, 1)`` for one-hot / probabilities ``(N, K)``."""
+    if t.ndim == 1:
+        return -logp[get_array_module(t).arange(t.shape[0]), t]
+    return -(logp * Tensor._wrap(t.astype(logp.dtype, copy=False))).sum(axis=1)
+
+
+def softmax_cross_entropy(logits: Tensor, target: Any, *, reduction: str = "mean") -> Tensor:
+    """Mean cross-entropy of ``logits (N, K)`` against labels ``(N,)`` or one-hot ``(N, K)``; 0-d.
+
+    ``reduction`` as PyTorch's: ``'mean'`` (default, the fused op), ``'sum'``, or ``'none'`` (the
+    ``(N,)`` per-sample losses).
+    """
+    _check_reduction("cross_entropy", reduction)
     logits = as_tensor(logits)
-    return SoftmaxCrossEntropy(_check_target(logits, target))(logits)
+    t = _check_target(logits, target)
+    if reduction == "mean":
+        return SoftmaxCrossEntropy(t)(logits)
+    return _reduce_loss(_nll_per_sample(log_softmax(logits, 1), t), reduction)
 
 
 cross_entropy = softmax_cross_entropy
+
+
+def nll_loss(input: Tensor, target: Any, *, reduction: str = "mean") -> Tensor:  # noqa: A002 - torch's name
+    """Negative log-likelihood of log-probabilities ``input (N, K)`` (e.g. ``log_softmax(x, dim=1)``)
+    at int labels ``target (N,)``, as PyTorch's ``F.nll_loss``: ``-input[i, target[i]]``, averaged
+    (``reduction='mean'``), summed (``'sum'``) or per sample (``'none'``)."""
+    _check_reduction("nll_loss", reduction)
+    input = as_tensor(input)
+    t = _check_target(input, target, "nll_loss")
+    if t.ndim != 1:
+        raise ValueError(f"nll_loss: target must be int labels (N,), got shape {t.shape}")
+    return _reduce_loss(_nll_per_sample(input, t), reduction)
 
 
 # --------------------------------------------------------------------------- dropout

@@ -308,8 +308,10 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self) -> _Size:
+        """The number of elements (NumPy's ``a.size``), also callable as PyTorch's ``x.size()`` (the
+        shape) and ``x.size(dim)`` (one dimension): ``x.view(x.size(0), -1)`` works."""
+        return _Size(self.data.shape)
 
     @property
     def is_leaf(self) -> bool:
@@ -516,17 +518,45 @@ class Tensor:
         return GetItem(index)(self)
 
     # -- methods ---------------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+    # Reductions take NumPy's ``axis``/``keepdims`` and PyTorch's ``dim``/``keepdim`` (keywords) alike.
+    def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
+        axis, keepdims = _torch_dims("sum", axis, keepdims, dim, keepdim)
         return Sum(_check_axis("sum", axis, self.ndim), keepdims)(self)
 
-    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+    def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
+        axis, keepdims = _torch_dims("mean", axis, keepdims, dim, keepdim)
         return mean(self, axis, keepdims)
 
-    def max(self, axis=None, keepdims: bool = False) -> Tensor:
+    def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
+        """Max over ``axis`` (values only). PyTorch's ``max(dim=...)`` returns ``(values, indices)``:
+        that spelling raises, pointing to ``amax`` and ``argmax``, rather than return something else."""
+        _no_torch_max("max", dim, keepdim)
         return Max(_check_axis("max", axis, self.ndim), keepdims)(self)
 
-    def argmax(self, axis=None) -> Tensor:
-        return Tensor._wrap(self.data.argmax(axis=axis))
+    def amax(self, dim=None, keepdim: bool = False) -> Tensor:
+        """Max over ``dim`` (values only, tied maxima share the gradient), as ``torch.amax``."""
+        return self.max(_dims(dim), keepdim)
+
+    def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
+        """Index of the max over ``axis`` (flattened when None); an int64 tensor outside the graph."""
+        axis, keepdims = _torch_dims("argmax", axis, keepdims, dim, keepdim)
+        return _arg_reduce(self, "argmax", axis, keepdims)
+
+    def argmin(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
+        """Index of the min over ``axis`` (flattened when None), as ``argmax``."""
+        axis, keepdims = _torch_dims("argmin", axis, keepdims, dim, keepdim)
+        return _arg_reduce(self, "argmin", axis, keepdims)
+
+    def var(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction: float | None = None,
+            axis=None, keepdims: bool | None = None) -> Tensor:
+        """Variance over ``dim``, as ``torch.var``: divides by ``n - correction``, ``correction=1``
+        (``unbiased=True``) by default; ``unbiased=False`` or ``correction=0`` is NumPy's ``var``."""
+        return _var(self, "var", dim, unbiased, keepdim, correction, axis, keepdims)
+
+    def std(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction: float | None = None,
+            axis=None, keepdims: bool | None = None) -> Tensor:
+        """Standard deviation, ``var(...).sqrt()`` (same arguments and defaults as :meth:`var`, as ``torch.std``)."""
+        return _var(self, "std", dim, unbiased, keepdim, correction, axis, keepdims).sqrt()
 
     def reshape(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -562,13 +592,21 @@ class Tensor:
     def tanh(self) -> Tensor:
         return _functional().tanh(self)
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        return _functional().softmax(self, axis)
+    def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return _functional().softmax(self, axis, dim=dim)
+
+    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return _functional().log_softmax(self, axis, dim=dim)
 
     # -- PyTorch spellings, built from the ops above ----------------------------------
-    def min(self, axis=None, keepdims: bool = False) -> Tensor:
+    def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         """Min over ``axis`` (values only, like ``max``; tied minima share the gradient)."""
+        _no_torch_max("min", dim, keepdim)
         return -((-self).max(axis, keepdims))
+
+    def amin(self, dim=None, keepdim: bool = False) -> Tensor:
+        """Min over ``dim`` (values only), as ``torch.amin``."""
+        return self.min(_dims(dim), keepdim)
 
     def abs(self) -> Tensor:
         return Abs()(self)
@@ -616,6 +654,165 @@ class Tensor:
 
     def tolist(self) -> Any:
         return as_numpy(self.data).tolist()
+
+    # -- more PyTorch spellings: casts, comparisons, method forms of the operators -------
+    def float(self) -> Tensor:
+        """As float32 (``self`` when it already is, as PyTorch); differentiable."""
+        return self._cast(np.float32)
+
+    def double(self) -> Tensor:
+        """As float64 (``self`` when it already is); differentiable."""
+        return self._cast(np.float64)
+
+    def long(self) -> Tensor:
+        """As int64 (labels, indices); no gradient flows through it."""
+        return self._cast(np.int64)
+
+    def int(self) -> Tensor:
+        """As int32; no gradient flows through it."""
+        return self._cast(np.int32)
+
+    def _cast(self, dtype) -> Tensor:
+        return self if self.dtype == dtype else self.astype(dtype)
+
+    def eq(self, other: Any) -> Tensor:
+        return self == other
+
+    def ne(self, other: Any) -> Tensor:
+        return self != other
+
+    def lt(self, other: Any) -> Tensor:
+        return self < other
+
+    def le(self, other: Any) -> Tensor:
+        return self <= other
+
+    def gt(self, other: Any) -> Tensor:
+        return self > other
+
+    def ge(self, other: Any) -> Tensor:
+        return self >= other
+
+    def add(self, other: Any, *, alpha: float = 1) -> Tensor:
+        """``self + alpha * other``, as ``torch.add``."""
+        return add(self, other if alpha == 1 else mul(as_tensor(other, self), alpha))
+
+    def sub(self, other: Any, *, alpha: float = 1) -> Tensor:
+        """``self - alpha * other``, as ``torch.sub``."""
+        return sub(self, other if alpha == 1 else mul(as_tensor(other, self), alpha))
+
+    def mul(self, other: Any) -> Tensor:
+        return mul(self, other)
+
+    def div(self, other: Any) -> Tensor:
+        return div(self, other)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return pow(self, exponent)
+
+    def neg(self) -> Tensor:
+        return -self
+
+    def matmul(self, other: Any) -> Tensor:
+        return matmul(self, other)
+
+    def __abs__(self) -> Tensor:
+        return self.abs()
+
+    def t(self) -> Tensor:
+        """Transpose of a tensor with at most 2 dimensions, as ``torch.Tensor.t``."""
+        if self.ndim > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dimensions, got shape {self.shape}; use transpose()")
+        return self.transpose()
+
+    def view_as(self, other: Tensor) -> Tensor:
+        """``self`` reshaped to ``other``'s shape."""
+        return self.reshape(other.shape)
+
+    def reshape_as(self, other: Tensor) -> Tensor:
+        return self.reshape(other.shape)
+
+
+class _Size(int):
+    """What ``Tensor.size`` gives: the element count (an int, as NumPy's ``a.size``) that can also be
+    called as PyTorch's ``x.size()`` (the shape tuple) or ``x.size(dim)`` (one dimension's length)."""
+
+    _shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> _Size:
+        n = 1
+        for s in shape:
+            n *= int(s)
+        self = super().__new__(cls, n)
+        self._shape = tuple(int(s) for s in shape)
+        return self
+
+    def __getnewargs__(self) -> tuple:  # copy/pickle rebuild it from the shape, not the count
+        return (self._shape,)
+
+    def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
+        if dim is None:
+            return self._shape
+        if not self._shape or not -len(self._shape) <= dim < len(self._shape):
+            raise np.exceptions.AxisError(dim, len(self._shape), "size")
+        return self._shape[dim]
+
+
+def _torch_dims(op: str, axis, keepdims: bool, dim, keepdim: bool | None) -> tuple[Any, bool]:
+    """Merge PyTorch's ``dim``/``keepdim`` keywords into NumPy's ``axis``/``keepdims``."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: got both axis={axis!r} and dim={dim!r}; pass one of them")
+        axis = dim
+    if keepdim is not None:
+        if keepdims and not keepdim:
+            raise TypeError(f"{op}: got both keepdims={keepdims!r} and keepdim={keepdim!r}; pass one of them")
+        keepdims = keepdim
+    return _dims(axis), bool(keepdims)
+
+
+def _dims(axis):
+    """A list of dims (PyTorch accepts ``dim=[0, 2]``) as the tuple NumPy wants."""
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _no_torch_max(op: str, dim, keepdim) -> None:
+    if dim is not None or keepdim is not None:
+        raise TypeError(f"{op}(dim=...): PyTorch returns (values, indices) there, but {op}(axis) here returns the "
+                        f"values only; use a{op}(dim=..., keepdim=...) for the values and arg{op}(dim=...) for the "
+                        "indices")
+
+
+def _arg_reduce(x: Tensor, name: str, axis, keepdims: bool) -> Tensor:
+    """``argmax``/``argmin`` as int64 indices; ``keepdims`` with ``axis=None`` keeps every dim as 1 (NumPy)."""
+    if axis is not None and not isinstance(axis, Integral):
+        raise TypeError(f"{name}: dim must be an int or None, got {axis!r}")
+    axis = _check_axis(name, axis, x.ndim)
+    out = getattr(x.data, name)(axis=axis, keepdims=keepdims)
+    return Tensor._wrap(get_array_module(x.data).asarray(out, dtype=np.int64))
+
+
+def _var(x: Tensor, op: str, dim, unbiased, keepdim: bool, correction, axis, keepdims) -> Tensor:
+    """``sum((x - mean)^2) / (n - correction)`` over ``dim``, built from differentiable ops."""
+    if isinstance(dim, bool):  # x.var(False): PyTorch's old positional form var(unbiased)
+        dim, unbiased = None, dim
+    axis, _ = _torch_dims(op, axis, False, dim, None)
+    keepdim = bool(keepdim) or bool(keepdims)
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{op}: pass unbiased or correction, not both")
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    if not _is_float(x.data):
+        raise RuntimeError(f"{op}: only floating point tensors are supported, got dtype {x.dtype}")
+    axis = _check_axis(op, axis, x.ndim)
+    n = 1
+    for ax in _normalize_axis(axis, x.ndim):
+        n *= x.shape[ax]
+    centered = x - x.mean(axis, keepdims=True)
+    denominator = max(n - correction, 0)
+    scale = 1.0 / denominator if denominator else float("inf")  # n <= correction: inf or NaN, as PyTorch
+    with np.errstate(invalid="ignore"):
+        return (centered * centered).sum(axis, keepdim) * scale
 
 
 @functools.cache

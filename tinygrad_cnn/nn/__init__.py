@@ -11,7 +11,10 @@ from .layers import (
     Identity,
     Linear,
     LocalResponseNorm,
+    LogSoftmax,
     MaxPool2d,
+    ModuleList,
+    NLLLoss,
     ReLU,
     Sequential,
     Sigmoid,
@@ -23,5 +26,5 @@ from .module import Module, Parameter, StateDictError
 __all__ = [
     "Module", "Parameter", "StateDictError", "init", "Sequential", "Conv2d", "ConvTranspose2d", "Linear", "ReLU",
     "Sigmoid", "Tanh", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "LocalResponseNorm", "Softmax", "Identity",
-    "CrossEntropyLoss",
+    "CrossEntropyLoss", "LogSoftmax", "ModuleList", "NLLLoss",
 ]

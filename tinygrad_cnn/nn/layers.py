@@ -219,12 +219,24 @@ class LocalResponseNorm(Module):
 
 
 class Softmax(Module):
-    def __init__(self, axis: int = -1):
+    """``F.softmax`` along ``axis`` (PyTorch's ``dim=`` keyword is accepted too)."""
+
+    def __init__(self, axis: int = -1, *, dim: int | None = None):
         super().__init__()
-        self.axis = axis
+        self.axis = F._axis_or_dim("Softmax", axis, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.axis}"
+
+
+class LogSoftmax(Softmax):
+    """``F.log_softmax`` along ``axis`` / ``dim`` (the usual last layer before ``NLLLoss``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, self.axis)
 
 
 class Identity(Module):
@@ -267,8 +279,52 @@ class Sequential(Module):
         return self
 
 
+class ModuleList(Module):
+    """A list of modules, registered as children "0", "1", ... (as ``torch.nn.ModuleList``; no forward)."""
+
+    def __init__(self, modules: Any = None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def __getitem__(self, i: int | slice) -> Module | ModuleList:
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> ModuleList:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: {type(module).__name__} is not a Module")
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Any) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
+
 class CrossEntropyLoss(Module):
-    """Mean softmax cross-entropy of logits (N, K) against labels (N,) or one-hot (N, K)."""
+    """Softmax cross-entropy of logits (N, K) against labels (N,) or one-hot (N, K); ``reduction``
+    ``'mean'`` (default), ``'sum'`` or ``'none'``, as PyTorch's."""
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__()
+        F._check_reduction("CrossEntropyLoss", reduction)
+        self.reduction = reduction
 
     def forward(self, logits: Tensor, target: Any) -> Tensor:
-        return F.softmax_cross_entropy(logits, target)
+        return F.softmax_cross_entropy(logits, target, reduction=self.reduction)
+
+
+class NLLLoss(CrossEntropyLoss):
+    """``F.nll_loss`` of log-probabilities (N, K) at labels (N,): pair it with ``LogSoftmax(dim=1)``."""
+
+    def forward(self, log_probs: Tensor, target: Any) -> Tensor:
+        return F.nll_loss(log_probs, target, reduction=self.reduction)

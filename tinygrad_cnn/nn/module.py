@@ -148,6 +148,13 @@ class Module:
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every submodule, then on this one (as PyTorch: e.g. an init function); returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
     # -- modes and grads -----------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, (bool, np.bool_)):  # train("no") would switch training on, silently
