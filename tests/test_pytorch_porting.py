@@ -355,3 +355,26 @@ def test_apply_and_module_list_like_torch():
     np.testing.assert_allclose(model(Tensor(a)).numpy(), tmodel(torch.tensor(a)).detach().numpy(), rtol=1e-5)
     with pytest.raises(TypeError, match="not a Module"):
         model.blocks.append(Tensor(a))
+
+
+def test_load_accepts_torchs_safe_keywords_and_refuses_the_rest(tmp_path):
+    path = tc.save({"w": np.arange(3, dtype=np.float32)}, tmp_path / "m.npz")
+    for kwargs in ({}, {"weights_only": True}, {"map_location": "cpu"}, {"weights_only": True, "map_location": "cpu"}):
+        np.testing.assert_array_equal(tc.load(path, **kwargs)["w"], [0, 1, 2])
+    with pytest.raises(ValueError, match="never unpickled"):
+        tc.load(path, weights_only=False)
+    with pytest.raises(ValueError, match="map_location='cuda:0'"):
+        tc.load(path, map_location="cuda:0")
+
+
+def test_loader_dataset_is_the_samples():
+    from tinygrad_cnn.data import DataLoader
+
+    x, y = np.arange(20, dtype=np.float32).reshape(10, 2), np.arange(10)
+    loader = DataLoader(x, y, batch_size=3, shuffle=True, seed=0)
+    assert len(loader.dataset) == 10 and len(loader) == 4
+    xi, yi = loader.dataset[7]
+    np.testing.assert_array_equal(xi, [14, 15])
+    assert yi == 7
+    seen = np.concatenate([yb for _, yb in loader])  # the tutorial divides by len(loader.dataset)
+    assert sorted(seen) == list(range(len(loader.dataset)))

@@ -110,13 +110,21 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: _write_npz(f, arrays))
 
 
-def load(path: str | os.PathLike) -> OrderedDict[str, np.ndarray]:
+def load(path: str | os.PathLike, *, weights_only: bool | None = None,
+         map_location: Any = None) -> OrderedDict[str, np.ndarray]:
     """Read a ``.npz`` written by :func:`save` into ``{name: ndarray}``; never executes code.
 
     A missing path raises ``FileNotFoundError``, a folder ``IsADirectoryError``; a file that is
     not a readable ``.npz`` of plain arrays (not a zip, truncated, pickled objects) raises
-    :class:`CheckpointError`. All messages name the path.
+    :class:`CheckpointError`. All messages name the path. PyTorch's ``weights_only=True`` and
+    ``map_location='cpu'`` are accepted (that is what this load always does); anything else is refused.
     """
+    if weights_only is not None and weights_only is not True:
+        raise ValueError(f"load: weights_only={weights_only!r}: checkpoints are plain arrays and are never "
+                         "unpickled, so only weights_only=True (or leaving it out) makes sense")
+    if map_location is not None and str(map_location) != "cpu":
+        raise ValueError(f"load: map_location={map_location!r}: arrays are loaded into NumPy (the CPU); "
+                         "leave it out or pass 'cpu'")
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"load: {path} is a directory, not a checkpoint file")

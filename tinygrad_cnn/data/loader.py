@@ -12,6 +12,19 @@ import numpy as np
 __all__ = ["DataLoader", "shift_images"]
 
 
+class _Samples:
+    """``(x, y)`` seen as a sequence of ``(x[i], y[i])`` pairs (what ``DataLoader.dataset`` gives)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.x[i], self.y[i]
+
+
 class DataLoader:
     """Iterate ``(xb, yb)`` mini-batches over paired arrays ``x`` ``(N, ...)`` and ``y`` ``(N, ...)``.
 
@@ -64,6 +77,11 @@ class DataLoader:
         self._epoch_rng_state: dict[str, Any] | None = None
         self._batch_index = 0
         self._skip = 0
+
+    @property
+    def dataset(self) -> _Samples:
+        """The samples, as PyTorch's ``loader.dataset``: ``len(loader.dataset)`` and ``[i] -> (x[i], y[i])``."""
+        return _Samples(self.x, self.y)
 
     def __len__(self) -> int:
         n = len(self.x)
