@@ -378,3 +378,80 @@ def test_loader_dataset_is_the_samples():
     assert yi == 7
     seen = np.concatenate([yb for _, yb in loader])  # the tutorial divides by len(loader.dataset)
     assert sorted(seen) == list(range(len(loader.dataset)))
+
+
+# --------------------------------------------------------------------------- review: edge cases against torch
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int64, np.bool_])
+def test_amin_of_integers_and_bools_matches_torch(dtype):
+    # min was -max(-x): unsigned ints wrapped (amin of uint8 [0, 7, 3, 200] gave 3), int8 -128 gave 5, bool raised
+    info = np.iinfo(dtype) if dtype != np.bool_ else None
+    a = np.array([[0, 7], [3, 1]], dtype) if info is None or info.min == 0 else np.array([[info.min, 7], [3, 1]], dtype)
+    if dtype == np.uint8:
+        a[1, 0] = 200
+    x, t = Tensor(a), torch.tensor(a)
+    for kw in ({}, {"dim": 1}, {"dim": 0, "keepdim": True}):
+        ours, theirs = x.amin(**kw), t.amin(**kw)
+        assert ours.dtype == a.dtype and ours.tolist() == theirs.tolist()
+    assert x.min().tolist() == t.min().tolist() and x.min(1).tolist() == t.amin(1).tolist()
+
+
+@dtypes
+def test_std_of_constant_values_has_zero_gradient_like_torch(dtype):
+    # std at zero spread: torch's gradient is 0 there, not 0 * inf = nan
+    a = np.array([[1.5, 1.5, 1.5], [1.0, 2.0, 4.0]])
+    compare(lambda x: x.std(dim=1), lambda x: x.std(dim=1), (a,), dtype)
+    compare(lambda x: x.std(dim=0, correction=0), lambda x: x.std(dim=0, correction=0), (a[:1],), dtype)
+    assert tc.gradcheck(lambda t: t.std(dim=1) * 1.0, (Tensor(a[1:], requires_grad=True),))
+
+
+@pytest.mark.parametrize("op", ["mean", "std", "var", "sum", "amax", "amin"])
+@pytest.mark.parametrize("kw", [{"dim": 0}, {"dim": -1, "keepdim": True}])
+def test_reductions_of_0d_tensors_take_dim_0_and_minus_1(op, kw):
+    a = np.array(2.5)
+    args = {"correction": 0} if op in ("std", "var") else {}
+    compare(lambda x: getattr(x, op)(**kw, **args), lambda x: getattr(x, op)(**kw, **args), (a,), np.float64)
+    with pytest.raises(IndexError):
+        getattr(Tensor(a), op)(dim=1)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "amax", "amin", "std", "var"])
+@pytest.mark.parametrize("empty", [[], ()])
+def test_empty_dim_list_reduces_everything_like_torch(rng, op, empty):
+    a = rng.standard_normal((3, 4))
+    # torch's std/var backward with dim=[] divides by n - 1 with n = 1 (an inf gradient): compare with dim=None
+    tdim = None if op in ("std", "var") else empty
+    for keepdim in (False, True):
+        np.testing.assert_allclose(getattr(Tensor(a), op)(dim=empty, keepdim=keepdim).numpy(),
+                                   getattr(torch.tensor(a), op)(dim=empty, keepdim=keepdim).numpy(), rtol=1e-12)
+        compare(lambda x, k=keepdim: getattr(x, op)(dim=empty, keepdim=k),
+                lambda x, k=keepdim: getattr(x, op)(dim=tdim, keepdim=k), (a,), np.float64)
+    if op in ("sum", "mean"):  # NumPy's own axis=() still reduces nothing
+        assert getattr(Tensor(a), op)(axis=()).shape == (3, 4)
+
+
+def test_apply_visits_a_module_registered_twice_once_like_torch():
+    def visits(n):
+        lin = n.Linear(2, 2)
+        seen = []
+        n.Sequential(lin, lin, n.ReLU()).apply(lambda m: seen.append(type(m).__name__))
+        n.ModuleList([lin, lin]).apply(lambda m: seen.append(type(m).__name__))
+        return seen
+
+    assert visits(nn) == visits(tnn) == ["Linear", "ReLU", "Sequential", "Linear", "ModuleList"]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_transpose2d_takes_unbatched_input_like_torch(rng, bias):
+    a = rng.standard_normal((3, 4, 5))
+    w, b = rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(2)
+    compare(lambda x, w_, *b_: F.conv_transpose2d(x, w_, b_[0] if b_ else None, 2, 1, 1),
+            lambda x, w_, *b_: TF.conv_transpose2d(x, w_, b_[0] if b_ else None, 2, 1, 1),
+            (a, w, *((b,) if bias else ())), np.float64)
+    m = nn.ConvTranspose2d(3, 2, 3, stride=2, bias=bias)
+    tm = to_torch(m, tnn.ConvTranspose2d(3, 2, 3, stride=2, bias=bias))
+    x = a.astype(np.float32)
+    np.testing.assert_allclose(m(Tensor(x)).numpy(), tm(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="3-D"):
+        F.conv_transpose2d(Tensor(a[0]), Tensor(w))

@@ -875,6 +875,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     ``H' = (H - 1) * stride - 2 * padding + kh + output_padding``. Every conv2d input size of
     ``H'`` and ``H' + 1``, ... (stride of them) gives the same ``H``; ``output_padding < stride``
     picks one. The op is ``ConvTranspose2d``, the one conv2d's backward records.
+    An unbatched ``input (C_in, H, W)`` gives ``(C_out, H', W')``, as conv2d's.
     """
     op = "conv_transpose2d"
     s, p = _pair(stride, "stride", op, 1), _pair(padding, "padding", op, 0)
@@ -882,8 +883,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     if op_[0] >= s[0] or op_[1] >= s[1]:
         raise ValueError(f"{op}: output_padding {op_} must be smaller than the stride {s}")
     input = as_tensor(input)
+    if input.ndim != 4:  # PyTorch's unbatched (C, H, W) input, as conv2d's
+        return _unbatched(op, input, lambda xb: conv_transpose2d(xb, weight, bias, stride, padding, output_padding))
     weight = as_tensor(weight, input)
-    _check_4d(op, "input", input.data)
     _check_4d(op, "weight", weight.data)
     if input.shape[1] != weight.shape[0]:
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has {input.shape[1]} channels but weight of "

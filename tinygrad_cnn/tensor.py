@@ -525,7 +525,7 @@ class Tensor:
 
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         axis, keepdims = _torch_dims("mean", axis, keepdims, dim, keepdim)
-        return mean(self, axis, keepdims)
+        return mean(self, _scalar_axis("mean", axis, self.ndim), keepdims)
 
     def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         """Max over ``axis`` (values only). PyTorch's ``max(dim=...)`` returns ``(values, indices)``:
@@ -535,7 +535,7 @@ class Tensor:
 
     def amax(self, dim=None, keepdim: bool = False) -> Tensor:
         """Max over ``dim`` (values only, tied maxima share the gradient), as ``torch.amax``."""
-        return self.max(_dims(dim), keepdim)
+        return self.max(_torch_dim(dim), keepdim)
 
     def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         """Index of the max over ``axis`` (flattened when None); an int64 tensor outside the graph."""
@@ -556,7 +556,11 @@ class Tensor:
     def std(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction: float | None = None,
             axis=None, keepdims: bool | None = None) -> Tensor:
         """Standard deviation, ``var(...).sqrt()`` (same arguments and defaults as :meth:`var`, as ``torch.std``)."""
-        return _var(self, "std", dim, unbiased, keepdim, correction, axis, keepdims).sqrt()
+        v = _var(self, "std", dim, unbiased, keepdim, correction, axis, keepdims)
+        if v.requires_grad and (zero := v.data == 0).any():
+            # where the std is 0 PyTorch's gradient is 0, not 0 * inf = nan: sqrt(1) * 0 there
+            return (v + _mask(zero, v)).sqrt() * _mask(~zero, v)
+        return v.sqrt()
 
     def reshape(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -602,11 +606,13 @@ class Tensor:
     def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         """Min over ``axis`` (values only, like ``max``; tied minima share the gradient)."""
         _no_torch_max("min", dim, keepdim)
+        if not _is_float(self.data):  # no gradient to route, and -x wraps unsigned ints / refuses bools
+            return Tensor._wrap(self.data.min(axis=_check_axis("min", axis, self.ndim), keepdims=keepdims))
         return -((-self).max(axis, keepdims))
 
     def amin(self, dim=None, keepdim: bool = False) -> Tensor:
         """Min over ``dim`` (values only), as ``torch.amin``."""
-        return self.min(_dims(dim), keepdim)
+        return self.min(_torch_dim(dim), keepdim)
 
     def abs(self) -> Tensor:
         return Abs()(self)
@@ -763,7 +769,7 @@ def _torch_dims(op: str, axis, keepdims: bool, dim, keepdim: bool | None) -> tup
     if dim is not None:
         if axis is not None:
             raise TypeError(f"{op}: got both axis={axis!r} and dim={dim!r}; pass one of them")
-        axis = dim
+        axis = _torch_dim(dim)
     if keepdim is not None:
         if keepdims and not keepdim:
             raise TypeError(f"{op}: got both keepdims={keepdims!r} and keepdim={keepdim!r}; pass one of them")
@@ -774,6 +780,19 @@ def _torch_dims(op: str, axis, keepdims: bool, dim, keepdim: bool | None) -> tup
 def _dims(axis):
     """A list of dims (PyTorch accepts ``dim=[0, 2]``) as the tuple NumPy wants."""
     return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _torch_dim(dim):
+    """PyTorch's ``dim``: an empty list or tuple reduces over every dim (NumPy's ``axis=()`` reduces none)."""
+    return None if isinstance(dim, (list, tuple)) and not dim else _dims(dim)
+
+
+def _scalar_axis(op: str, axis, ndim: int):
+    """A 0-d tensor's dim 0 / -1 is the tensor itself (PyTorch): checked, then as ``None``."""
+    if ndim == 0 and axis is not None:
+        _check_axis(op, axis, ndim)
+        return None
+    return axis
 
 
 def _no_torch_max(op: str, dim, keepdim) -> None:
@@ -804,7 +823,7 @@ def _var(x: Tensor, op: str, dim, unbiased, keepdim: bool, correction, axis, kee
         correction = 1 if unbiased is None or unbiased else 0
     if not _is_float(x.data):
         raise RuntimeError(f"{op}: only floating point tensors are supported, got dtype {x.dtype}")
-    axis = _check_axis(op, axis, x.ndim)
+    axis = _scalar_axis(op, _check_axis(op, axis, x.ndim), x.ndim)
     n = 1
     for ax in _normalize_axis(axis, x.ndim):
         n *= x.shape[ax]

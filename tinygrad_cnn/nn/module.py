@@ -150,8 +150,11 @@ class Module:
 
     def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Call ``fn`` on every submodule, then on this one (as PyTorch: e.g. an init function); returns self."""
+        seen = set()  # a module registered twice here is visited once, as PyTorch's children()
         for m in self.children():
-            m.apply(fn)
+            if id(m) not in seen:
+                seen.add(id(m))
+                m.apply(fn)
         fn(self)
         return self
 
