@@ -20,24 +20,7 @@ from tinygrad_cnn import Tensor, conv, nn
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
-TDT = {np.float64: torch.float64, np.float32: torch.float32}
-dtypes = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-
-
-def compare(ours, theirs, arrays, dtype, seed=0):
-    """Values and gradients (w.r.t. every float array) of ``ours`` and ``theirs`` on the same data."""
-    ts = [Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-    ps = [torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-    y, yt = ours(*ts), theirs(*ps)
-    assert y.dtype == dtype and y.shape == tuple(yt.shape)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), **TOL[dtype])
-    g = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
-    y.backward(Tensor(g))
-    yt.backward(torch.tensor(g))
-    for t, p in zip(ts, ps):
-        np.testing.assert_allclose(t.grad.data, p.grad.numpy(), **TOL[dtype])
-
+from torch_oracle import TDT, TOL, compare, dtypes  # noqa: E402
 
 # --------------------------------------------------------------------------- pooling options
 

@@ -15,29 +15,11 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn as tnn  # noqa: E402
 import torch.nn.functional as TF  # noqa: E402
+from torch_oracle import compare, dtypes  # noqa: E402
 
 import tinygrad_cnn as tc  # noqa: E402
 import tinygrad_cnn.functional as F  # noqa: E402
 from tinygrad_cnn import Tensor, nn, optim  # noqa: E402
-
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
-TORCH_DT = {np.float64: torch.float64, np.float32: torch.float32}
-dtypes = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-
-
-def compare(ours, theirs, arrays, dtype, seed=0):
-    """``ours(*Tensors)`` vs ``theirs(*torch tensors)``: values, then gradients for a random upstream seed."""
-    ts = [Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-    ps = [torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-    y, yt = ours(*ts), theirs(*ps)
-    assert y.dtype == dtype and y.shape == tuple(yt.shape)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), **TOL[dtype])
-    g = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
-    y.backward(Tensor(g))
-    yt.backward(torch.tensor(g))
-    for t, p in zip(ts, ps):
-        assert t.grad.dtype == dtype
-        np.testing.assert_allclose(t.grad.data, p.grad.numpy(), **TOL[dtype])
 
 
 def to_torch(model: nn.Module, tmodel: torch.nn.Module) -> torch.nn.Module:
