@@ -211,6 +211,17 @@ def test_mixed_int_and_float_operands_promote_as_torch():
     np.testing.assert_allclose((ints / 2).data, [0.5, 1.0])
 
 
+def test_mean_of_ints_and_bools_is_float32_as_division():
+    """``(pred == y).mean()`` (an accuracy) is float32, the default float, like ``ints / 2``; never float64."""
+    ints, flags = Tensor(np.array([[1, 2, 4], [3, 5, 6]])), Tensor(np.array([True, False, True, True]))
+    assert ints.mean().dtype == ints.mean(0).dtype == flags.mean().dtype == np.float32
+    np.testing.assert_allclose(ints.mean(0).data, [2.0, 3.5, 5.0])
+    assert float(flags.mean()) == 0.75
+    empty = Tensor(np.zeros(0, np.int64)).mean()
+    assert np.isnan(empty.data) and empty.dtype == np.float32
+    assert Tensor(np.ones(3)).mean().dtype == np.float64  # a float keeps its own dtype
+
+
 def test_grad_modes_as_context_managers_decorators_and_calls():
     @tc.no_grad()
     def countdown(n):

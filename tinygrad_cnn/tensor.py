@@ -1680,9 +1680,12 @@ class Mean(Sum):
         self.count = 1
         for ax in _normalize_axis(self.axis, a.ndim):
             self.count *= a.shape[ax]
+        dtype = total.dtype if total.dtype.kind == "f" else np.dtype(np.float32)  # ints average to float32, as x / 2
         if self.count == 0:
-            return get_array_module(a).full_like(total, np.nan, dtype=np.result_type(total.dtype, np.float32))
-        return total / (total.dtype.type(self.count) if total.dtype.kind == "f" else self.count)
+            return get_array_module(a).full_like(total, np.nan, dtype=dtype)
+        if total.dtype.kind == "f":
+            return total / total.dtype.type(self.count)
+        return (total / self.count).astype(dtype)
 
     def backward(self, gy):
         return super().backward(gy) * (1.0 / max(self.count, 1))  # count 0: an empty gradient anyway
