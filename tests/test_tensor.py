@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn as tc
+import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
 
 
@@ -220,6 +221,20 @@ def test_mean_of_ints_and_bools_is_float32_as_division():
     empty = Tensor(np.zeros(0, np.int64)).mean()
     assert np.isnan(empty.data) and empty.dtype == np.float32
     assert Tensor(np.ones(3)).mean().dtype == np.float64  # a float keeps its own dtype
+
+
+def test_int_inputs_to_float_layers_stay_in_the_layers_dtype():
+    """uint8/int64 images into a float32 model give float32 (as ``ints * f32``), not NumPy's float64."""
+    w = Tensor(np.ones((3, 4), np.float32), requires_grad=True)
+    y = F.linear(Tensor(np.arange(8).reshape(2, 4)), w, Tensor(np.zeros(3, np.float32)))
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.data, [[6, 6, 6], [22, 22, 22]])
+    y.sum().backward()
+    assert w.grad.dtype == np.float32
+    img = Tensor(np.full((1, 1, 4, 4), 255, np.uint8))
+    out = F.conv2d(img, Tensor(np.ones((2, 1, 3, 3), np.float32)))
+    assert out.dtype == np.float32 and float(out.data.max()) == 9 * 255  # no uint8 wrap-around either
+    assert tc.models.LeNet5()(Tensor(np.zeros((1, 1, 28, 28), np.uint8))).dtype == np.float32
 
 
 def test_grad_modes_as_context_managers_decorators_and_calls():

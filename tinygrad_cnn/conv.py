@@ -15,7 +15,7 @@ from numbers import Integral
 from typing import Any
 
 from .backend import get_array_module
-from .tensor import Function, Tensor, as_tensor, is_grad_enabled
+from .tensor import Function, Tensor, _float_operands, as_tensor, is_grad_enabled
 
 IntPair = int | tuple[int, int]
 # Column buffers of the conv input gradient are built this many bytes at a time (see
@@ -594,12 +594,10 @@ class Conv2d(Function):
 
 
 def _common_dtype(a, b, c=None):
-    """The operands in NumPy's promoted dtype (float32 with float64 -> float64), so every conv path
-    computes and returns the same dtype; the engine casts each gradient back to its tensor's."""
-    if a.dtype == b.dtype and (c is None or c.dtype == a.dtype):
-        return a, b, c
-    dtype = get_array_module(a).result_type(*(t for t in (a, b, c) if t is not None))
-    return a.astype(dtype, copy=False), b.astype(dtype, copy=False), None if c is None else c.astype(dtype, copy=False)
+    """The operands in one float dtype (float32 with float64 -> float64; an int input takes the
+    weight's), so every conv path computes and returns the same dtype; the engine casts each
+    gradient back to its tensor's."""
+    return _float_operands(a, b, c)
 
 
 def _sum_per_channel(gy):

@@ -18,6 +18,7 @@ from .tensor import (
     Tensor,
     _as_float,
     _check_axis,
+    _float_operands,
     _leaf_below,
     _rebase,
     _values_needed,
@@ -176,6 +177,7 @@ class Linear(Function):
             )
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise ValueError(f"linear: bias of shape {tuple(b.shape)} does not match weight {tuple(w.shape)}")
+        x, w, b = _float_operands(x, w, b)
         y = x @ w.T
         if b is not None:
             y += b

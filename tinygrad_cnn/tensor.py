@@ -1441,6 +1441,18 @@ def _as_float(a):
     return a if a.dtype.kind in "fc" else a.astype(np.float32)
 
 
+def _float_operands(*arrays):
+    """The operands (None passes through) in one float dtype, as PyTorch promotes: the float ones'
+    common dtype (an int64 input to a float32 layer stays float32, not NumPy's float64), float32
+    when none is float."""
+    present = [a for a in arrays if a is not None]
+    if all(a.dtype == present[0].dtype for a in present) and present[0].dtype.kind == "f":
+        return arrays
+    floats = [a.dtype for a in present if a.dtype.kind == "f"]
+    dtype = np.result_type(*floats) if floats else np.dtype(np.float32)
+    return tuple(None if a is None else a.astype(dtype, copy=False) for a in arrays)
+
+
 class Exp(Function):
     keeps_output = True
     reads_inputs = False
