@@ -15,7 +15,7 @@ from numbers import Integral
 from typing import Any
 
 from .backend import get_array_module
-from .tensor import Function, Tensor, _float_operands, as_tensor, is_grad_enabled
+from .tensor import Function, Tensor, _as_float, _float_operands, as_tensor, is_grad_enabled
 
 IntPair = int | tuple[int, int]
 # Column buffers of the conv input gradient are built this many bytes at a time (see
@@ -1224,6 +1224,7 @@ class AvgPool2d(_Pool):
         self.count_include_pad = bool(count_include_pad)
 
     def forward(self, x):
+        x = _as_float(x)  # an average of ints is float32, as ints.mean() (not a wrapped, truncated int)
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x.shape)
         eh, ew = self.extra(x.shape)
         xpad = _pad_pool(x, ph, pw, eh, ew)

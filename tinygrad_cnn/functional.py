@@ -20,6 +20,7 @@ from .tensor import (
     _check_axis,
     _float_operands,
     _leaf_below,
+    _py_scalar,
     _rebase,
     _values_needed,
     as_tensor,
@@ -289,6 +290,7 @@ class SoftmaxCrossEntropy(Function):
         self.target = target
 
     def forward(self, x):
+        x = _as_float(x)  # int logits: a float32 loss (not one truncated to the logits' int dtype)
         xp = get_array_module(x)
         n = x.shape[0]
         logp = _log_softmax(x, 1)
@@ -335,8 +337,9 @@ def _check_target(logits: Tensor, target: Any, op: str = "softmax_cross_entropy"
     elif t.ndim == 2:
         if t.shape != (n, k):
             raise ValueError(f"{op}: one-hot target {t.shape} does not match logits {logits.shape}")
-        if t.dtype.kind != "f":
-            t = t.astype(logits.dtype)
+        dtype = logits.dtype if logits.dtype.kind == "f" else np.float32
+        if t.dtype != dtype:  # the loss computes in the logits' dtype: a float64 target keeps none of float64
+            t = t.astype(dtype)
     else:
         raise ValueError(f"{op}: target must be (N,) labels or (N, K) one-hot, got {t.shape}")
     return t
@@ -404,6 +407,7 @@ class Dropout(Function):
         self.p = p
 
     def forward(self, x):
+        x = _as_float(x)  # int input: float32, scaled by 1 / (1 - p) (not truncated to ints)
         xp = get_array_module(x)
         if self.p >= 1.0:
             self.mask = xp.zeros_like(x)
@@ -423,7 +427,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` (a fresh mask per call); identity when not training."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability must be in [0, 1], got {p}")
-    x = as_tensor(x)
+    x, p = as_tensor(x), _py_scalar(p)
     if not training or p == 0.0:
         return x
     return Dropout(p)(x)
@@ -470,6 +474,7 @@ class LocalResponseNorm(Function):
         self.window = (size // 2, (size - 1) // 2)
 
     def forward(self, x):
+        x = _as_float(x)  # int input: float32 (int alpha / size would be 0 and x ** -beta 1)
         dt = x.dtype.type
         s = _channel_window_sum(x * x, *self.window)
         self.d = s * dt(self.alpha / self.size) + dt(self.k)
@@ -496,7 +501,7 @@ def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float =
         raise ValueError(f"local_response_norm: input must be (N, C, ...) with >= 3 dims, got {x.shape}")
     if size < 1:
         raise ValueError(f"local_response_norm: size must be >= 1, got {size}")
-    return LocalResponseNorm(size, alpha, beta, k)(x)
+    return LocalResponseNorm(size, *map(_py_scalar, (alpha, beta, k)))(x)
 
 
 # --------------------------------------------------------------------------- pad and shape
@@ -530,7 +535,7 @@ def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return Pad(widths, value)(x)
+    return Pad(widths, _py_scalar(value))(x)
 
 
 def reshape(x: Tensor, *shape) -> Tensor:

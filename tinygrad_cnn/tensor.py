@@ -281,6 +281,9 @@ class Tensor:
                 raise TypeError(f"grad must be a Tensor or None, got {type(value).__name__} (wrap arrays in Tensor)")
             if value.shape != self.shape:
                 raise RuntimeError(f"assigned grad has shape {value.shape} but the tensor has shape {self.shape}")
+            if value.dtype != self.dtype and np.dtype(self.dtype).kind == "f":
+                # a gradient has its tensor's dtype (an optimizer's state follows it)
+                value = _cast_operand(value, self.dtype)
         self._grad = value
 
     @property
@@ -579,7 +582,11 @@ class Tensor:
         return broadcast_to(self, shape)
 
     def astype(self, dtype) -> Tensor:
-        return Cast(dtype)(self)
+        dt = np.dtype(dtype)
+        if dt.kind not in "fiub" or (dt.kind == "f" and dt not in _FLOATS):
+            raise TypeError(f"astype: dtype {dt} is not supported; tensors are float32, float64, integer or bool "
+                            "(see the dtype policy)")
+        return Cast(dt)(self)
 
     def exp(self) -> Tensor:
         return Exp()(self)
@@ -624,10 +631,16 @@ class Tensor:
         """Clip to ``[min, max]``; the gradient passes where ``min <= x <= max``, as PyTorch."""
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        return Clamp(min, max)(self)
+        lo, hi = _py_scalar(min), _py_scalar(max)
+        x = self
+        if not _is_float(self.data) and (isinstance(lo, float) or isinstance(hi, float)):
+            x = self.astype(np.float32)  # ints clamped to float bounds are float32, as PyTorch (not truncated)
+        return Clamp(lo, hi)(x)
 
     def clone(self) -> Tensor:
-        """A copy that stays in the graph (``detach()`` leaves it)."""
+        """A copy that stays in the graph (``detach()`` leaves it); same dtype (a bool stays bool)."""
+        if not _is_float(self.data):  # nothing to record, and bool + 0 would be int64
+            return Tensor._wrap(self.data.copy())
         return self + 0
 
     def view(self, *shape) -> Tensor:
@@ -845,8 +858,8 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     """``x`` as a Tensor; Python scalars take the dtype of ``like`` so float32 stays float32."""
     if isinstance(x, Tensor):
         return x
-    if like is not None and isinstance(x, (int, float)) and not isinstance(x, bool):
-        if _is_float(like.data):
+    if like is not None and isinstance(x, (int, float)):
+        if isinstance(x, bool) or _is_float(like.data):  # a Python bool never widens a tensor (PyTorch)
             dt = like.dtype
         elif isinstance(x, float):
             dt = np.float32
@@ -1522,7 +1535,9 @@ class Cast(Function):
 def _operands(a, b, true_divide: bool = False) -> tuple[Tensor, Tensor]:
     """Both operands as Tensors, with PyTorch's type promotion where NumPy's differs: a float
     operand keeps its dtype against an integer one (``int64 + float32`` is float32, not float64),
-    and dividing integers gives float32."""
+    a 0-d operand does not widen a dimensioned one of its kind (``f32 (3,) * f64 0-d`` is float32,
+    ``uint8 (3,) + int64 0-d`` is uint8), dividing integers gives float32, and integer dtypes that
+    NumPy could only join in float64 (``uint64 + int64``) are refused."""
     if isinstance(a, Tensor):
         a, b = a, as_tensor(b, a)
     else:
@@ -1534,9 +1549,30 @@ def _operands(a, b, true_divide: bool = False) -> tuple[Tensor, Tensor]:
             b = Tensor._wrap(b.data.astype(a.dtype))
         else:
             a = Tensor._wrap(a.data.astype(b.dtype))
-    elif true_divide and not fa:
+        return a, b
+    if a.dtype != b.dtype:
+        if (a.ndim == 0) != (b.ndim == 0) and (fa or "b" not in (a.dtype.kind, b.dtype.kind)):
+            if a.ndim == 0:
+                a = _cast_operand(a, b.dtype)
+            else:
+                b = _cast_operand(b, a.dtype)
+        elif not fa and np.result_type(a.dtype, b.dtype).kind == "f":
+            raise TypeError(f"no integer dtype holds both {a.dtype} and {b.dtype} (NumPy would compute in float64, "
+                            "PyTorch refuses them too); cast one operand first, e.g. x.long()")
+    if true_divide and not fa:
         a, b = Tensor._wrap(a.data.astype(np.float32)), Tensor._wrap(b.data.astype(np.float32))
     return a, b
+
+
+def _py_scalar(v: Any) -> Any:
+    """A NumPy scalar or 0-d array as a Python number (an op's hyper-parameter then keeps no float64
+    array, and stays after the op releases its arrays); anything else as it is."""
+    return v.item() if isinstance(v, np.generic) or (is_array(v) and v.ndim == 0) else v
+
+
+def _cast_operand(t: Tensor, dtype) -> Tensor:
+    """``t`` in ``dtype``; recorded (differentiable) when ``t`` requires grad."""
+    return t.astype(dtype) if t.requires_grad else Tensor._wrap(t.data.astype(dtype))
 
 
 def _elementwise(fn: Function, name: str, a, b) -> Tensor:
@@ -1638,7 +1674,10 @@ class Sum(Function):
 
     def forward(self, a):
         self.in_shape = a.shape
-        return a.sum(axis=self.axis, keepdims=self.keepdims)
+        # integers and bools sum to int64, as in PyTorch (NumPy gives uint64 for unsigned ones,
+        # which then meets int64 only in float64)
+        dtype = np.int64 if a.dtype.kind in "iub" else None
+        return a.sum(axis=self.axis, keepdims=self.keepdims, dtype=dtype)
 
     def backward(self, gy):
         if not self.keepdims and self.axis is not None:
