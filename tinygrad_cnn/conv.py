@@ -14,6 +14,8 @@ from __future__ import annotations
 from numbers import Integral
 from typing import Any
 
+import numpy as np
+
 from .backend import get_array_module
 from .tensor import Function, Tensor, _as_float, _float_operands, as_tensor, is_grad_enabled
 
@@ -70,6 +72,24 @@ def _out_hw(op: str, shape, kh, kw, sh, sw, ph, pw) -> tuple[int, int]:
 def _check_4d(op: str, name: str, a) -> None:
     if a.ndim != 4:
         raise ValueError(f"{op}: {name} must be 4-D (N, C, H, W), got shape {tuple(a.shape)}")
+
+
+def _check_kernel(op: str, w, channel_axis: int) -> None:
+    """A conv weight needs a non-empty kernel and at least one filter along ``channel_axis`` (PyTorch's rule);
+    NumPy would otherwise return zeros of a made-up size or fail deep inside a reshape."""
+    if w.shape[2] < 1 or w.shape[3] < 1:
+        raise ValueError(f"{op}: weight of shape {tuple(w.shape)} has an empty kernel {tuple(w.shape[2:])}; "
+                         "kernel sizes must be >= 1")
+    if w.shape[channel_axis] < 1:
+        raise ValueError(f"{op}: weight of shape {tuple(w.shape)} is empty at dimension {channel_axis}; it needs "
+                         "at least one channel there")
+
+
+def _check_flag(op: str, name: str, v: Any) -> bool:
+    """A bool argument (``ceil_mode``, ...): ``ceil_mode="no"`` would otherwise switch it on, silently."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {type(v).__name__} {v!r:.40}")
+    return bool(v)
 
 
 def _unbatched(op: str, x: Tensor, fn):
@@ -490,6 +510,11 @@ def im2col(x: Any, kh: int, kw: int, stride: IntPair = 1, padding: IntPair = 0) 
 
 def col2im(col: Any, input_shape, kh: int, kw: int, stride: IntPair = 1, padding: IntPair = 0) -> Tensor:
     """Differentiable col2im, the adjoint of :func:`im2col`; returns ``(N, C, H, W)``."""
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 4 or not all(isinstance(d, Integral) and not isinstance(d, bool) and d >= 0
+                                                     for d in shape):
+        raise ValueError(f"col2im: input_shape must be 4 non-negative ints (N, C, H, W), got {input_shape!r}")
+    input_shape = tuple(int(d) for d in shape)
     kh, kw = _pair((kh, kw), "kernel size", "col2im", 1)
     return Col2im(input_shape, kh, kw, _pair(stride, "stride", "col2im", 1),
                   _pair(padding, "padding", "col2im", 0))(as_tensor(col))
@@ -511,6 +536,7 @@ class Conv2d(Function):
     def forward(self, x, w, b=None):
         _check_4d("conv2d", "input", x)
         _check_4d("conv2d", "weight", w)
+        _check_kernel("conv2d", w, 0)
         if x.shape[1] != w.shape[1]:
             raise ValueError(
                 f"conv2d: input of shape {tuple(x.shape)} has {x.shape[1]} channels but weight of shape "
@@ -885,6 +911,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
         return _unbatched(op, input, lambda xb: conv_transpose2d(xb, weight, bias, stride, padding, output_padding))
     weight = as_tensor(weight, input)
     _check_4d(op, "weight", weight.data)
+    _check_kernel(op, weight, 0)
     if input.shape[1] != weight.shape[0]:
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has {input.shape[1]} channels but weight of "
                          f"shape {tuple(weight.shape)} expects {weight.shape[0]}")
@@ -907,6 +934,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
 
 def _pool_params(op, x, kernel_size, stride, padding, ceil_mode=False):
     _check_4d(op, "input", x.data)
+    _check_flag(op, "ceil_mode", ceil_mode)
     kh, kw = _pair(kernel_size, "kernel_size", op, 1)
     sh, sw = _pair(kernel_size if stride is None else stride, "stride", op, 1)
     ph, pw = _pair(padding, "padding", op, 0)
@@ -1303,6 +1331,7 @@ def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
     bottom/right edge is divided by its size clipped to the padded input (or by its real pixels).
     """
     x = as_tensor(x)
+    _check_flag("avg_pool2d", "count_include_pad", count_include_pad)
     if x.ndim != 4:
         return _unbatched("avg_pool2d", x, lambda xb: avg_pool2d(xb, kernel_size, stride, padding, ceil_mode,
                                                                  count_include_pad))

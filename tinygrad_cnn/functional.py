@@ -6,6 +6,7 @@ Convolution and pooling live in ``conv`` and are re-exported here, so
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -325,6 +326,9 @@ def _check_target(logits: Tensor, target: Any, op: str = "softmax_cross_entropy"
     if logits.ndim != 2:
         raise ValueError(f"{op}: logits must be (N, K), got shape {logits.shape}")
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind not in "iufb":  # None, strings, objects: np.asarray makes them 0-d or odd arrays
+        raise TypeError(f"{op}: target must be an int array or Tensor of labels (N,) or a one-hot (N, K), got "
+                        f"{type(target).__name__} of dtype {t.dtype}")
     n, k = logits.shape
     if t.ndim == 1:
         if t.dtype.kind not in "iu":
@@ -423,11 +427,20 @@ class Dropout(Function):
         return {"p": self.p}
 
 
+def _check_probability(op: str, p: Any) -> float:
+    """``p`` as a Python number if it is one in ``[0, 1]``, else an error naming ``op``."""
+    p = _py_scalar(p)
+    if not isinstance(p, Real):
+        raise TypeError(f"{op}: probability must be a number in [0, 1], got {type(p).__name__} {p!r:.40}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: probability must be in [0, 1], got {p}")
+    return p
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` (a fresh mask per call); identity when not training."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability must be in [0, 1], got {p}")
-    x, p = as_tensor(x), _py_scalar(p)
+    p = _check_probability("dropout", p)
+    x = as_tensor(x)
     if not training or p == 0.0:
         return x
     return Dropout(p)(x)
@@ -499,8 +512,11 @@ def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float =
     x = as_tensor(x)
     if x.ndim < 3:
         raise ValueError(f"local_response_norm: input must be (N, C, ...) with >= 3 dims, got {x.shape}")
+    if isinstance(size, bool) or not isinstance(size, Integral):
+        raise TypeError(f"local_response_norm: size must be an int, got {type(size).__name__} {size!r:.40}")
     if size < 1:
         raise ValueError(f"local_response_norm: size must be >= 1, got {size}")
+    size = int(size)
     return LocalResponseNorm(size, *map(_py_scalar, (alpha, beta, k)))(x)
 
 
@@ -528,6 +544,10 @@ class Pad(Function):
 def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
     """PyTorch's ``F.pad``: ``pad = (left, right, top, bottom, ...)`` from the last axis backwards."""
     x = as_tensor(x)
+    if not isinstance(pad, (tuple, list)) or not all(isinstance(p, Integral) and not isinstance(p, bool) for p in pad):
+        raise TypeError(f"pad: padding must be a tuple of ints (left, right, top, bottom, ...), got {pad!r:.80}")
+    if not isinstance(_py_scalar(value), Real):
+        raise TypeError(f"pad: value must be a number, got {type(value).__name__} {value!r:.40}")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: padding {pad} does not fit a tensor of shape {x.shape}")
     if any(p < 0 for p in pad):

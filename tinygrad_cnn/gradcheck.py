@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,10 @@ def _outputs(fn: Callable, inputs: Sequence[Any]) -> tuple[Tensor, ...]:
 def _differentiable(inputs: Sequence[Any]) -> list[int]:
     idx = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not idx:
-        raise ValueError("gradcheck: no input requires grad")
+        kinds = ", ".join(f"{i}: {type(t).__name__}" + (f" {t.dtype}" if isinstance(t, Tensor) else "")
+                          for i, t in enumerate(inputs[:8]))
+        raise ValueError("gradcheck: no input requires grad; pass the inputs to check as float Tensors with "
+                         f"requires_grad=True (got {kinds or 'no inputs'})")
     for i in idx:
         if inputs[i].dtype != np.float64:
             warnings.warn(
@@ -92,8 +96,20 @@ def _close(a, n, atol: float, rtol: float):
 
 
 def _check_eps(eps: float) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, Real):
+        raise TypeError(f"gradcheck: eps must be a number, got {type(eps).__name__} {eps!r:.40}")
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"gradcheck: eps must be a positive finite step, got {eps!r}")
+
+
+def _check_args(fn: Any, atol: Any, rtol: Any) -> None:
+    if not callable(fn):
+        raise TypeError(f"gradcheck: fn must be callable, got {type(fn).__name__}")
+    for name, v in (("atol", atol), ("rtol", rtol)):
+        if isinstance(v, bool) or not isinstance(v, Real):
+            raise TypeError(f"gradcheck: {name} must be a number, got {type(v).__name__} {v!r:.40}")
+        if not v >= 0:  # a negative tolerance fails every element (NaN: every comparison)
+            raise ValueError(f"gradcheck: {name} must be >= 0, got {v!r}")
 
 
 def _fail(o, i, out_index, in_index, a, n, atol, rtol):
@@ -157,6 +173,7 @@ def gradcheck(fn: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, 
     and numeric values (``raise_exception=False``: returns False instead, as PyTorch).
     Inputs are left exactly as they were.
     """
+    _check_args(fn, atol, rtol)
     try:
         return _gradcheck(fn, _as_tuple(inputs), eps, atol, rtol, fast_mode, seed)
     except GradcheckError:
@@ -219,6 +236,7 @@ def _gradcheck_fast(fn, inputs, eps, atol, rtol, seed) -> bool:
 def gradgradcheck(fn: Callable, inputs: Any, grad_outputs: Any = None, eps: float = 1e-6, atol: float = 1e-5,
                   rtol: float = 1e-3, fast_mode: bool = False, seed: int = 0, raise_exception: bool = True) -> bool:
     """Check second derivatives: gradcheck of ``(inputs, v) -> d<v, fn(inputs)>/d inputs``."""
+    _check_args(fn, atol, rtol)
     inputs = _as_tuple(inputs)
     diff = _differentiable(inputs)
     n_in = len(inputs)

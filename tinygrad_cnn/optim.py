@@ -6,7 +6,8 @@ Updates happen in place on ``param.data`` in the parameter's dtype (float32 stay
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -25,21 +26,41 @@ def _check_nonneg(opt: str, **values: float) -> None:
     """``value >= 0`` for each hyper-parameter, as ``torch.optim`` checks them (NaN is refused too)."""
     labels = {"lr": "learning rate", "eps": "epsilon value"}
     for name, v in values.items():
+        _check_number(opt, name, v)
         _check(opt, 0.0 <= v, f"Invalid {labels.get(name, name + ' value')}: {v}")
+
+
+def _check_number(opt: str, name: str, v: Any) -> None:
+    """A hyper-parameter must be a real number (a 0-d array or Tensor too), not a string or None."""
+    if not (isinstance(v, Real) or (getattr(v, "ndim", None) == 0 and np.dtype(v.dtype).kind in "fiu")):
+        raise TypeError(f"{opt}: {name} must be a number, got {type(v).__name__} {v!r:.40}")
 
 
 class Optimizer:
     """Holds parameters, hyper-parameters (``param_groups``) and per-parameter state buffers."""
 
     def __init__(self, params: Iterable[Tensor], defaults: dict[str, Any]):
+        name = type(self).__name__
         if isinstance(params, Tensor):
-            raise TypeError(f"{type(self).__name__}: params should be an iterable of Tensors, got a single Tensor")
-        params = list(params)
+            raise TypeError(f"{name}: params should be an iterable of Tensors, got a single Tensor")
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"{name}: params should be an iterable of Tensors (e.g. model.parameters()), got "
+                            f"{type(params).__name__}") from None
         if not params:
-            raise ValueError(f"{type(self).__name__}: optimizer got an empty parameter list")
-        for p in params:
+            raise ValueError(f"{name}: optimizer got an empty parameter list")
+        seen: dict[int, int] = {}
+        for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p).__name__}")
+                raise TypeError(f"{name}: parameters must be Tensors, got {type(p).__name__}")
+            if not p.is_leaf:  # its .grad is never filled: step() would silently do nothing
+                raise ValueError(f"{name}: can't optimize a non-leaf Tensor (parameter {i}, shape {p.shape}, "
+                                 f"made by {p.creator.name}); pass leaves such as model.parameters()")
+            if id(p) in seen:  # step() would update it twice
+                raise ValueError(f"{name}: parameter {i} (shape {p.shape}) is the same Tensor as parameter "
+                                 f"{seen[id(p)]}; pass each parameter once")
+            seen[id(p)] = i
         self.params = params
         self.param_groups = [{"params": params, **defaults}]
         self.state: list[dict[str, Any]] = [{} for _ in params]
@@ -95,6 +116,8 @@ class Optimizer:
         (0-d ones stay arrays, so in-place updates keep working); counters such as ``step`` are ints.
         """
         name = type(self).__name__
+        if not isinstance(sd, Mapping):
+            raise TypeError(f"{name}.load_state_dict: expected a dict (from state_dict()), got {type(sd).__name__}")
         group = self.param_groups[0]
         hyper: dict[str, Any] = {}
         state: list[dict[str, Any]] = [{} for _ in self.params]
@@ -106,6 +129,10 @@ class Optimizer:
             elif key.startswith("group.") and key[len("group."):] in group and key != "group.params":
                 h = key[len("group."):]
                 hyper[h] = tuple(arr.tolist()) if arr.ndim else arr.item()
+                old = group[h]
+                if isinstance(old, Real) and not isinstance(hyper[h], Real) or \
+                        isinstance(old, tuple) and (not isinstance(hyper[h], tuple) or len(hyper[h]) != len(old)):
+                    raise ValueError(f"{name}.load_state_dict: {key} is {hyper[h]!r:.40}, but {h} is {old!r} here")
             elif key.startswith("state.") and key.count(".") >= 2 and key.split(".")[1].isdigit():
                 _, i, buf = key.split(".", 2)
                 i = int(i)
@@ -223,10 +250,14 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
-        name, betas = type(self).__name__, tuple(betas)
+        name = type(self).__name__
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {type(betas).__name__} {betas!r:.40}")
+        betas = tuple(betas)
         _check(name, len(betas) == 2, f"betas must be a pair (beta1, beta2), got {betas}")
         _check_nonneg(name, lr=lr, eps=eps)
         for i, b in enumerate(betas):
+            _check_number(name, f"betas[{i}]", b)
             _check(name, 0.0 <= b < 1.0, f"Invalid beta parameter at index {i}: {b}")
         _check_nonneg(name, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,

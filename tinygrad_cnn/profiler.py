@@ -94,7 +94,15 @@ class Profile:
         if not self._running:
             return
         self.wall += time.perf_counter() - self._t0
-        _tensor._profiler, self._prev, self._running = self._prev, None, False
+        if _tensor._profiler is self:
+            _tensor._profiler = self._prev
+        else:  # stopped before a profile started inside it: unlink it, so that one's stop() cannot reinstall it
+            inner = _tensor._profiler
+            while inner is not None and inner._prev is not self:
+                inner = inner._prev
+            if inner is not None:
+                inner._prev = self._prev
+        self._prev, self._running = None, False
 
     def __enter__(self) -> Profile:
         return self.start()
@@ -115,6 +123,8 @@ class Profile:
 
     def calls(self, phase: str | None = None) -> dict[str, int]:
         """``{op: number of calls}`` for one phase ("forward"/"backward") or both summed."""
+        if phase not in (None, "forward", "backward"):
+            raise ValueError(f"profile.calls: phase must be 'forward', 'backward' or None, got {phase!r}")
         out: dict[str, int] = defaultdict(int)
         for (ph, op), (c, _) in self.stats.items():
             if phase is None or ph == phase:

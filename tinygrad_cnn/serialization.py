@@ -90,16 +90,29 @@ def _write_npz(f, arrays: Mapping[str, tuple[zipfile.ZipInfo, np.ndarray]]) -> N
                 np.lib.format.write_array(member, arr, allow_pickle=False)
 
 
+def _check_path(op: str, path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{op}: path must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
 def save(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write ``{name: array}`` to ``path`` as an uncompressed ``.npz`` (one array per key), atomically.
 
     Any string key works (``'features.0.weight'``, ``'file'``, ``'allow_pickle'``, non-ASCII);
     the result is a plain ``.npz`` that ``np.load(path, allow_pickle=False)`` reads.
     """
+    if not isinstance(state, Mapping):
+        hint = " (pass model.state_dict())" if hasattr(state, "state_dict") else ""
+        raise TypeError(f"save: expected a dict of name -> array{hint}, got {type(state).__name__}")
+    path = _check_path("save", path)
     arrays: OrderedDict[str, tuple[zipfile.ZipInfo, np.ndarray]] = OrderedDict()
     for k, v in state.items():
         info = _member_info(k)
-        arr = np.asarray(as_numpy(v.data if isinstance(v, Tensor) else v))
+        try:
+            arr = np.asarray(as_numpy(v.data if isinstance(v, Tensor) else v))
+        except ValueError as exc:  # a ragged nested list
+            raise ValueError(f"save: value for {k!r} is not an array: {exc}") from None
         if arr.dtype.hasobject:
             raise TypeError(f"save: value for {k!r} is not a numeric array (object arrays would need pickle)")
         arrays[k] = (info, arr)
@@ -125,7 +138,7 @@ def load(path: str | os.PathLike, *, weights_only: bool | None = None,
     if map_location is not None and str(map_location) != "cpu":
         raise ValueError(f"load: map_location={map_location!r}: arrays are loaded into NumPy (the CPU); "
                          "leave it out or pass 'cpu'")
-    path = Path(path)
+    path = _check_path("load", path)
     if path.is_dir():
         raise IsADirectoryError(f"load: {path} is a directory, not a checkpoint file")
     if not path.exists():

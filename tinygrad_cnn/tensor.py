@@ -20,7 +20,7 @@ import itertools
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -209,6 +209,9 @@ def _to_array(data: Any, dtype: Any = None):
                 f"Tensor: cannot build an array from {type(data).__name__} data "
                 f"(ragged nested list or non-numeric entries?): {exc}"
             ) from None
+        if arr.dtype.kind == "f" and np.isnan(arr).any() and any(v is None for v in np.array(data, dtype=object).flat):
+            # NumPy turns None into NaN in a float array; PyTorch refuses it (only looked for when NaNs are there)
+            raise TypeError(f"Tensor: cannot build a tensor from {type(data).__name__} data containing None")
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype not in _FLOATS:
         raise TypeError(
@@ -292,6 +295,8 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):  # requires_grad="no" would switch it on, silently
+            raise TypeError(f"requires_grad must be a bool, got {value!r}")
         if value and not _is_float(self.data):
             raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
         if not value and self.creator is not None:
@@ -428,6 +433,9 @@ class Tensor:
         return a if dtype is None else a.astype(dtype, copy=False)
 
     def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item(): only one-element tensors can be converted to Python scalars, got shape "
+                             f"{self.shape} ({self.data.size} elements)")
         return self.data.item()
 
     def __repr__(self) -> str:
@@ -534,7 +542,9 @@ class Tensor:
         """Max over ``axis`` (values only). PyTorch's ``max(dim=...)`` returns ``(values, indices)``:
         that spelling raises, pointing to ``amax`` and ``argmax``, rather than return something else."""
         _no_torch_max("max", dim, keepdim)
-        return Max(_check_axis("max", axis, self.ndim), keepdims)(self)
+        axis = _check_axis("max", axis, self.ndim)
+        _check_nonempty("max", self.shape, axis)
+        return Max(axis, keepdims)(self)
 
     def amax(self, dim=None, keepdim: bool = False) -> Tensor:
         """Max over ``dim`` (values only, tied maxima share the gradient), as ``torch.amax``."""
@@ -582,7 +592,10 @@ class Tensor:
         return broadcast_to(self, shape)
 
     def astype(self, dtype) -> Tensor:
-        dt = np.dtype(dtype)
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as exc:
+            raise TypeError(f"astype: {dtype!r} is not a dtype ({exc})") from None
         if dt.kind not in "fiub" or (dt.kind == "f" and dt not in _FLOATS):
             raise TypeError(f"astype: dtype {dt} is not supported; tensors are float32, float64, integer or bool "
                             "(see the dtype policy)")
@@ -613,6 +626,7 @@ class Tensor:
     def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         """Min over ``axis`` (values only, like ``max``; tied minima share the gradient)."""
         _no_torch_max("min", dim, keepdim)
+        _check_nonempty("min", self.shape, _check_axis("min", axis, self.ndim))
         if not _is_float(self.data):  # no gradient to route, and -x wraps unsigned ints / refuses bools
             return Tensor._wrap(self.data.min(axis=_check_axis("min", axis, self.ndim), keepdims=keepdims))
         return -((-self).max(axis, keepdims))
@@ -632,6 +646,9 @@ class Tensor:
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
         lo, hi = _py_scalar(min), _py_scalar(max)
+        for what, v in (("min", lo), ("max", hi)):
+            if v is not None and not isinstance(v, Real) and not (is_array(v) and v.dtype.kind in "fiub"):
+                raise TypeError(f"clamp: {what} must be a number (or None), got {type(v).__name__} {v!r:.40}")
         x = self
         if not _is_float(self.data) and (isinstance(lo, float) or isinstance(hi, float)):
             x = self.astype(np.float32)  # ints clamped to float bounds are float32, as PyTorch (not truncated)
@@ -820,6 +837,7 @@ def _arg_reduce(x: Tensor, name: str, axis, keepdims: bool) -> Tensor:
     if axis is not None and not isinstance(axis, Integral):
         raise TypeError(f"{name}: dim must be an int or None, got {axis!r}")
     axis = _check_axis(name, axis, x.ndim)
+    _check_nonempty(name, x.shape, axis)
     out = getattr(x.data, name)(axis=axis, keepdims=keepdims)
     return Tensor._wrap(get_array_module(x.data).asarray(out, dtype=np.int64))
 
@@ -1282,12 +1300,23 @@ def _backward_result(fn: Function, gxs: Any) -> tuple:
     return gxs
 
 
+def _tensor_list(what: str, ts: Any) -> list[Tensor]:
+    """``grad``'s outputs/inputs: a Tensor or an iterable of Tensors (a generator too, as PyTorch)."""
+    try:
+        items = [ts] if isinstance(ts, Tensor) else list(ts)
+    except TypeError:
+        items = [ts]
+    bad = next((t for t in items if not isinstance(t, Tensor)), None)
+    if bad is not None:
+        raise TypeError(f"grad: {what} must be a Tensor or a sequence of Tensors, got {type(bad).__name__}")
+    return items
+
+
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
          allow_unused: bool = False) -> tuple[Tensor | None, ...]:
     """Gradients of ``outputs`` w.r.t. ``inputs`` without touching ``.grad`` (torch.autograd.grad)."""
-    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outs, ins = _tensor_list("outputs", outputs), _tensor_list("inputs", inputs)
     if not outs or not ins:
         raise RuntimeError(f"grad: needs at least one output and one input, got {len(outs)} and {len(ins)}")
     if grad_outputs is None:
@@ -1331,19 +1360,30 @@ def sum_to_array(a, shape: tuple[int, ...]):
     return out.reshape(shape)
 
 
-def _check_axis(op: str, axis, ndim: int):
+def _check_axis(op: str, axis, ndim: int, unique: bool = True):
     """``axis`` as plain ints (a NumPy integer is welcome) if every entry names a dimension of an
     ``ndim``-D tensor, else an error naming ``op``.
 
     ``numpy.exceptions.AxisError`` is both a ValueError and an IndexError (PyTorch raises IndexError).
+    A non-integer axis is a TypeError; with ``unique``, a dimension named twice is a ValueError (as
+    NumPy's reductions, PyTorch's RuntimeError).
     """
     if axis is None:
         return axis
-    for a in (axis,) if isinstance(axis, Integral) else axis:
-        if not -max(ndim, 1) <= a < max(ndim, 1):
-            raise np.exceptions.AxisError(a, ndim, op)
+    n = max(ndim, 1)
     if isinstance(axis, Integral):
+        if not -n <= axis < n:
+            raise np.exceptions.AxisError(axis, ndim, op)
         return int(axis)
+    if not isinstance(axis, (tuple, list)):
+        raise TypeError(f"{op}: axis must be an int, a tuple of ints or None, got {axis!r}")
+    for a in axis:
+        if not isinstance(a, Integral):
+            raise TypeError(f"{op}: axis must be an int, a tuple of ints or None, got {axis!r}")
+        if not -n <= a < n:
+            raise np.exceptions.AxisError(a, ndim, op)
+    if unique and len(axis) > 1 and len({a % n for a in axis}) != len(axis):
+        raise ValueError(f"{op}: axis {axis!r} names a dimension more than once (tensor of dimension {ndim})")
     return tuple(int(a) for a in axis) if isinstance(axis, tuple) else axis
 
 
@@ -1352,6 +1392,13 @@ def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
         return tuple(range(ndim))
     axes = (int(axis),) if isinstance(axis, Integral) else tuple(int(a) for a in axis)
     return tuple(sorted(a % ndim if ndim else 0 for a in axes))
+
+
+def _check_nonempty(op: str, shape: tuple[int, ...], axis) -> None:
+    """Max/min/arg-reductions have no value over a zero-size dimension: an error naming ``op``
+    (NumPy's says "zero-size array to reduction operation maximum", PyTorch raises too)."""
+    if 0 in shape and any(shape[a] == 0 for a in _normalize_axis(axis, len(shape))):
+        raise ValueError(f"{op}: cannot reduce over a zero-size dimension (tensor of shape {shape}, axis {axis})")
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -1761,6 +1808,8 @@ class Reshape(Function):
             return a.reshape(self.shape)
         except ValueError:
             raise ValueError(f"reshape: cannot reshape {a.shape} into {self.shape}") from None
+        except TypeError:
+            raise TypeError(f"reshape: the shape must be ints, got {self.shape}") from None
 
     def backward(self, gy):
         return gy.reshape(self.in_shape)
@@ -1776,8 +1825,11 @@ class Transpose(Function):
         self.axes = None if axes is None else tuple(axes)
 
     def forward(self, a):
-        if self.axes is not None and sorted(ax % a.ndim for ax in self.axes) != list(range(a.ndim)):
-            raise ValueError(f"transpose: axes {self.axes} are not a permutation for shape {a.shape}")
+        if self.axes is not None:
+            if len(self.axes) == a.ndim:
+                _check_axis("transpose", self.axes, a.ndim, unique=False)  # ints, each a dimension
+            if len(self.axes) != a.ndim or sorted(ax % a.ndim for ax in self.axes) != list(range(a.ndim)):
+                raise ValueError(f"transpose: axes {self.axes} are not a permutation for shape {a.shape}")
         return a.transpose(self.axes)
 
     def backward(self, gy):
@@ -1830,7 +1882,7 @@ def sum_to(x: Tensor, shape) -> Tensor:
 
 def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     """Merge dimensions ``start_dim..end_dim`` (inclusive) into one, as ``torch.flatten``."""
-    _check_axis("flatten", (start_dim, end_dim), x.ndim)
+    _check_axis("flatten", (start_dim, end_dim), x.ndim, unique=False)
     if x.ndim == 0:
         return x.reshape(1)
     start, end = start_dim % x.ndim, end_dim % x.ndim
@@ -1855,7 +1907,10 @@ class GetItem(Function):
 
     def forward(self, a):
         self.in_shape = a.shape
-        y = a[self.index]
+        try:
+            y = a[self.index]
+        except IndexError as exc:  # NumPy's message names neither the op nor the tensor's shape
+            raise IndexError(f"getitem: {exc} (tensor of shape {a.shape}, index {self.index!r:.80})") from None
         if not is_array(y):  # integers on every axis: a 0-d view (as torch), not a scalar copy
             y = a[(*(self.index if isinstance(self.index, tuple) else (self.index,)), Ellipsis)]
         return y

@@ -43,6 +43,8 @@ _NUM_CLASSES = 10
 
 
 def _canonical(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a string, one of {', '.join(DATASETS)}; got {type(name).__name__}")
     key = name.strip().lower().replace("_", "-")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")

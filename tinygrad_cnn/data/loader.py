@@ -52,8 +52,11 @@ class DataLoader:
         drop_last: bool = False,
         random_shift: int = 0,
     ) -> None:
-        x = x if isinstance(x, np.ndarray) else np.asarray(x)
-        y = y if isinstance(y, np.ndarray) else np.asarray(y)
+        try:
+            x = x if isinstance(x, np.ndarray) else np.asarray(x)
+            y = y if isinstance(y, np.ndarray) else np.asarray(y)
+        except ValueError as exc:  # a ragged nested list
+            raise ValueError(f"DataLoader: x and y must be arrays: {exc}") from None
         if x.ndim == 0 or y.ndim == 0:
             raise ValueError("x and y must have a leading sample dimension")
         if len(x) != len(y):
@@ -70,7 +73,10 @@ class DataLoader:
             raise ValueError(f"random_shift needs images (N, ..., H, W), got x of shape {x.shape}")
         self.random_shift = int(random_shift)
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        try:
+            self.rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"DataLoader: seed must be None or a non-negative integer, got {seed!r} ({exc})") from None
         self.epoch = 0  # completed epochs
         # Resume bookkeeping: the RNG state from before the current epoch's permutation was
         # drawn, and how many batches of that epoch have been handed out.
@@ -135,18 +141,30 @@ class DataLoader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the next ``iter()`` continues where it was taken."""
+        if not isinstance(state, dict):
+            raise TypeError(f"DataLoader.load_state_dict: expected a dict (from state_dict()), got "
+                            f"{type(state).__name__}")
         try:
             bit_state, batch_index, epoch = state["bit_generator"], state["batch_index"], state["epoch"]
         except KeyError as e:
             raise KeyError(f"DataLoader state is missing key {e.args[0]!r}") from None
+        if not isinstance(bit_state, dict) or "bit_generator" not in bit_state:
+            raise ValueError(f"DataLoader state: bit_generator must be a NumPy bit-generator state dict, got "
+                             f"{bit_state!r:.60}")
         if bit_state["bit_generator"] != type(self.rng.bit_generator).__name__:
             raise ValueError(
                 f"DataLoader state is for bit generator {bit_state['bit_generator']!r}, "
                 f"this loader uses {type(self.rng.bit_generator).__name__!r}"
             )
+        for key, v in (("batch_index", batch_index), ("epoch", epoch)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise ValueError(f"DataLoader state: {key} must be a non-negative integer, got {v!r}")
         if not 0 <= int(batch_index) <= len(self):
             raise ValueError(f"batch_index {batch_index} out of range for {len(self)} batches")
-        self.rng.bit_generator.state = copy.deepcopy(bit_state)
+        try:
+            self.rng.bit_generator.state = copy.deepcopy(bit_state)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"DataLoader state: invalid {bit_state['bit_generator']} state ({exc})") from None
         self.epoch = int(epoch)
         self._skip = int(batch_index)
         self._epoch_rng_state = None
@@ -167,6 +185,11 @@ def shift_images(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     One padded copy and one gather, no loop over images.
     """
     shifts = np.asarray(shifts)
+    if x.ndim < 3:
+        raise ValueError(f"shift_images: x must be images (N, ..., H, W), got shape {x.shape}")
+    if shifts.shape != (x.shape[0], 2) or shifts.dtype.kind not in "iu":
+        raise ValueError(f"shift_images: shifts must be integers of shape (N, 2) = {(x.shape[0], 2)}, got "
+                         f"{shifts.dtype} {shifts.shape}")
     n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     m = int(np.abs(shifts).max(initial=0))
     if m == 0:

@@ -4,19 +4,45 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
 from .. import functional as F
+from ..conv import _pair as _int_pair
 from ..conv import conv_padding
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
 
-def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
+def _pair(v: Any, what: str = "kernel_size", layer: str = "", minimum: int = 0) -> tuple[int, int]:
+    """An int or an ``(h, w)`` pair of ints (NumPy ints welcome) >= ``minimum``, else an error naming the layer."""
+    return _int_pair(v, what, layer, minimum)
+
+
+def _size(layer: str, what: str, v: Any) -> int:
+    """A layer's channel/feature count: an int >= 0 (PyTorch refuses negative sizes too, less clearly)."""
+    if isinstance(v, bool) or not isinstance(v, Integral):
+        raise TypeError(f"{layer}: {what} must be an int, got {type(v).__name__} {v!r:.40}")
+    if v < 0:
+        raise ValueError(f"{layer}: {what} must be >= 0, got {v}")
+    return int(v)
+
+
+def _naming_layer(layer: Module, op: Any, *args: Any) -> Any:
+    """``op(*args)``; a ValueError (a shape that does not fit, ...) is raised again with the layer in front
+    of the op's own message: ``Linear(in_features=400, ...): linear: input of shape (1, 576) does not match
+    weight of shape (120, 400)``. Free when nothing is raised."""
+    try:
+        return op(*args)
+    except ValueError as e:
+        try:
+            named = type(e)(f"{type(layer).__name__}({layer.extra_repr()}): {e}")
+        except Exception:  # an exception type that cannot be rebuilt from a message: keep it as it is
+            raise e from None
+        raise named from None
 
 
 def _reset_like_pytorch(weight: Parameter, bias: Parameter | None) -> None:
@@ -39,8 +65,10 @@ class Conv2d(Module):
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0, bias: bool = True,
                  dtype: Any = np.float32):
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        self.in_channels, self.out_channels = _size("Conv2d", "in_channels", in_channels), \
+            _size("Conv2d", "out_channels", out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d", 1)
+        self.stride = _pair(stride, "stride", "Conv2d", 1)
         if isinstance(padding, str):
             try:
                 conv_padding("Conv2d", padding, self.stride, self.kernel_size)  # PyTorch checks at construction
@@ -48,7 +76,7 @@ class Conv2d(Module):
                 raise ValueError(str(e)) from None  # nn.Conv2d raises ValueError in PyTorch (F.conv2d RuntimeError)
             self.padding: tuple[int, int] | str = padding
         else:
-            self.padding = _pair(padding)
+            self.padding = _pair(padding, "padding", "Conv2d", 0)
         self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=dtype))
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -57,7 +85,7 @@ class Conv2d(Module):
         _reset_like_pytorch(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -74,9 +102,12 @@ class ConvTranspose2d(Module):
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
                  output_padding: int | tuple[int, int] = 0, bias: bool = True, dtype: Any = np.float32):
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        self.output_padding = _pair(output_padding)
+        self.in_channels, self.out_channels = _size("ConvTranspose2d", "in_channels", in_channels), \
+            _size("ConvTranspose2d", "out_channels", out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size", "ConvTranspose2d", 1)
+        self.stride = _pair(stride, "stride", "ConvTranspose2d", 1)
+        self.padding = _pair(padding, "padding", "ConvTranspose2d", 0)
+        self.output_padding = _pair(output_padding, "output_padding", "ConvTranspose2d", 0)
         if any(e >= s for e, s in zip(self.output_padding, self.stride)):
             raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than the "
                              f"stride {self.stride}")
@@ -88,7 +119,8 @@ class ConvTranspose2d(Module):
         _reset_like_pytorch(self.weight, self.bias)  # fan_in from dim 1 (out_channels), as PyTorch
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding)
+        return _naming_layer(self, F.conv_transpose2d, x, self.weight, self.bias, self.stride, self.padding,
+                             self.output_padding)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -104,7 +136,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = np.float32):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features, self.out_features = _size("Linear", "in_features", in_features), \
+            _size("Linear", "out_features", out_features)
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -113,7 +146,7 @@ class Linear(Module):
         _reset_like_pytorch(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight, self.bias)
+        return _naming_layer(self, F.linear, x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -160,7 +193,7 @@ class MaxPool2d(_Pool2d):
     """Max-pooling; ``ceil_mode=True`` rounds the output size up (PyTorch's rule)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
+        return _naming_layer(self, F.max_pool2d, x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
 
 
 class AvgPool2d(_Pool2d):
@@ -171,8 +204,8 @@ class AvgPool2d(_Pool2d):
         self.count_include_pad = count_include_pad
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
-                            count_include_pad=self.count_include_pad)
+        return _naming_layer(self, F.avg_pool2d, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                             self.count_include_pad)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
@@ -195,9 +228,7 @@ class Flatten(Module):
 class Dropout(Module):
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: probability must be in [0, 1], got {p}")
-        self.p = p
+        self.p = F._check_probability("Dropout", p)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
@@ -212,7 +243,7 @@ class LocalResponseNorm(Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        return _naming_layer(self, F.local_response_norm, x, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
@@ -265,7 +296,7 @@ class Sequential(Module):
         """A child by position, or a slice of them as a new Sequential (same modules, names kept)."""
         if isinstance(i, slice):
             return Sequential(OrderedDict(list(self._modules.items())[i]))
-        return list(self.children())[i]
+        return _at(self, list(self.children()), i)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -279,6 +310,15 @@ class Sequential(Module):
         return self
 
 
+def _at(container: Module, items: list, i: Any) -> Any:
+    """``items[i]`` with an error naming the container and its length."""
+    if isinstance(i, bool) or not isinstance(i, Integral):
+        raise TypeError(f"{type(container).__name__} indices must be ints or slices, got {type(i).__name__}")
+    if not -len(items) <= i < len(items):
+        raise IndexError(f"{type(container).__name__}: index {i} is out of range for {len(items)} modules")
+    return items[i]
+
+
 class ModuleList(Module):
     """A list of modules, registered as children "0", "1", ... (as ``torch.nn.ModuleList``; no forward)."""
 
@@ -290,7 +330,7 @@ class ModuleList(Module):
     def __getitem__(self, i: int | slice) -> Module | ModuleList:
         if isinstance(i, slice):
             return ModuleList(list(self._modules.values())[i])
-        return list(self._modules.values())[i]
+        return _at(self, list(self._modules.values()), i)
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -83,9 +83,17 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        _check_name(self, "parameter", name)
+        if param is not None and not isinstance(param, Parameter):  # setattr would keep it as a plain attribute
+            raise TypeError(f"cannot register {type(param).__name__} as parameter {name!r} of {type(self).__name__} "
+                            "(Parameter or None expected; wrap it: nn.Parameter(t.data))")
         setattr(self, name, param)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        _check_name(self, "module", name)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"cannot add {type(module).__name__} as child module {name!r} of {type(self).__name__} "
+                            "(Module or None expected)")
         self._modules[name] = module
         object.__setattr__(self, name, module)
 
@@ -189,6 +197,9 @@ class Module:
 
         Returns ``(missing_keys, unexpected_keys)`` as PyTorch (both empty after a strict load).
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict for {type(self).__name__}: expected a dict of name -> array, got "
+                            f"{type(state_dict).__name__}")
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -197,12 +208,19 @@ class Module:
             if missing:
                 errors.append(f"missing keys: {', '.join(missing)}")
             if unexpected:
-                errors.append(f"unexpected keys: {', '.join(unexpected)}")
+                errors.append(f"unexpected keys: {', '.join(map(str, unexpected))}")
         for k, p in own.items():
             if k in state_dict:
                 v = state_dict[k]
-                arr = as_numpy(v.data if isinstance(v, Tensor) else v)
-                if tuple(arr.shape) != p.shape:
+                try:
+                    arr = np.asarray(as_numpy(v.data if isinstance(v, Tensor) else v))
+                except ValueError as exc:  # a ragged nested list
+                    errors.append(f"value for {k} is not an array ({exc})")
+                    continue
+                if arr.dtype.kind not in "fiub":  # None, strings, objects, complex: no real values to copy
+                    errors.append(f"value for {k} is not a real numeric array "
+                                  f"({type(v).__name__} of dtype {arr.dtype})")
+                elif tuple(arr.shape) != p.shape:
                     errors.append(f"shape mismatch for {k}: checkpoint {tuple(arr.shape)} vs model {p.shape}")
         if errors:
             raise StateDictError(f"load_state_dict for {type(self).__name__}: " + "; ".join(errors))
@@ -227,6 +245,14 @@ class Module:
             body = repr(mod).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+def _check_name(module: Module, what: str, name: Any) -> None:
+    """A child's name must be a non-empty string without dots (dots separate the levels of state_dict keys)."""
+    if not isinstance(name, str):
+        raise TypeError(f"{type(module).__name__}: {what} name must be a string, got {type(name).__name__}")
+    if not name or "." in name:
+        raise KeyError(f"{type(module).__name__}: {what} name must be non-empty and without dots, got {name!r}")
 
 
 class RemovableHandle:
