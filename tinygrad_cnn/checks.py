@@ -73,6 +73,14 @@ def _cases() -> Iterator[Case]:
                lambda r: (lambda x: F.softmax_cross_entropy(x, np.array([0, 4, 2, 1])), (_t(r, 4, 5),)))
     yield Case("softmax_cross_entropy", "one-hot",
                lambda r: (lambda x: F.softmax_cross_entropy(x, np.eye(5)[[3, 1, 0, 4]]), (_t(r, 4, 5),)))
+    yield Case("softmax_cross_entropy", "reduction='none'",
+               lambda r: (lambda x: F.cross_entropy(x, np.array([0, 4, 2, 1]), reduction="none"), (_t(r, 4, 5),)))
+    yield Case("nll_loss", "reduction='sum'",
+               lambda r: (lambda x: F.nll_loss(F.log_softmax(x, dim=1), np.array([1, 0, 3]), reduction="sum"),
+                          (_t(r, 3, 4),)))
+    yield Case("std", "dim=1 unbiased", lambda r: (lambda x: x.std(dim=1), (_t(r, 3, 5),)))
+    yield Case("var", "dim=(0,2) correction=0",
+               lambda r: (lambda x: x.var(dim=(0, 2), correction=0), (_t(r, 2, 3, 4),)))
     yield Case("dropout", "p=0.4 fixed mask", lambda r: (_seeded_dropout, (_t(r, 3, 6),)))
     for size in (3, 4, 5):
         yield Case("local_response_norm", f"size={size}",
