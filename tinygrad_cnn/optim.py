@@ -223,17 +223,24 @@ class RMSprop(Optimizer):
     def update(self, p, g, state, group):
         t = p.dtype.type
         xp = get_array_module(p)
-        a = t(group["alpha"])
+        a, rest = t(group["alpha"]), t(1 - group["alpha"])  # 1 - alpha in double, as PyTorch (not 1 - float32(alpha))
         if "square_avg" not in state:
             state["square_avg"] = xp.zeros_like(p)
         sq = state["square_avg"]
         sq *= a
-        sq += (1 - a) * g * g
+        sq += rest * g * g
         if group["centered"]:
             ga = state.setdefault("grad_avg", xp.zeros_like(p))
             ga *= a
-            ga += (1 - a) * g
-            avg = xp.sqrt(sq - ga * ga) + t(group["eps"])
+            ga += rest * g
+            try:
+                with np.errstate(invalid="raise"):
+                    var = sq - ga * ga
+            except FloatingPointError:  # inf - inf: sq overflowed (|g| > 1.8e19 in float32) and so did ga * ga.
+                # PyTorch's fused sq - ga * ga keeps sq's inf (the update is then 0), not NaN
+                with np.errstate(over="ignore", invalid="ignore"):
+                    var = xp.where(xp.isinf(sq), sq, sq - ga * ga)
+            avg = xp.sqrt(var) + t(group["eps"])
         else:
             avg = xp.sqrt(sq) + t(group["eps"])
         if group["momentum"] > 0:

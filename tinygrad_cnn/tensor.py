@@ -569,11 +569,7 @@ class Tensor:
     def std(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction: float | None = None,
             axis=None, keepdims: bool | None = None) -> Tensor:
         """Standard deviation, ``var(...).sqrt()`` (same arguments and defaults as :meth:`var`, as ``torch.std``)."""
-        v = _var(self, "std", dim, unbiased, keepdim, correction, axis, keepdims)
-        if v.requires_grad and (zero := v.data == 0).any():
-            # where the std is 0 PyTorch's gradient is 0, not 0 * inf = nan: sqrt(1) * 0 there
-            return (v + _mask(zero, v)).sqrt() * _mask(~zero, v)
-        return v.sqrt()
+        return _var(self, "std", dim, unbiased, keepdim, correction, axis, keepdims, root=True)
 
     def reshape(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -842,8 +838,16 @@ def _arg_reduce(x: Tensor, name: str, axis, keepdims: bool) -> Tensor:
     return Tensor._wrap(get_array_module(x.data).asarray(out, dtype=np.int64))
 
 
-def _var(x: Tensor, op: str, dim, unbiased, keepdim: bool, correction, axis, keepdims) -> Tensor:
-    """``sum((x - mean)^2) / (n - correction)`` over ``dim``, built from differentiable ops."""
+def _var(x: Tensor, op: str, dim, unbiased, keepdim: bool, correction, axis, keepdims, root: bool = False) -> Tensor:
+    """``sum((x - mean)^2) / (n - correction)`` over ``dim`` (its square root with ``root``), built from
+    differentiable ops.
+
+    A float32 std squares ``x - mean`` scaled by a power of two per reduced group (exact): PyTorch
+    accumulates float32 in double, where the squares of |x| > 1.8e19 do not overflow nor those of
+    |x| < 1e-19 underflow, so its std of such data is finite and right, not inf or 0 (nor its gradient
+    0). The variance is left unscaled: it overflows float32 at about the same size, and a scale factor
+    that large in the graph would overflow its gradient.
+    """
     if isinstance(dim, bool):  # x.var(False): PyTorch's old positional form var(unbiased)
         dim, unbiased = None, dim
     axis, _ = _torch_dims(op, axis, False, dim, None)
@@ -859,10 +863,32 @@ def _var(x: Tensor, op: str, dim, unbiased, keepdim: bool, correction, axis, kee
     for ax in _normalize_axis(axis, x.ndim):
         n *= x.shape[ax]
     centered = x - x.mean(axis, keepdims=True)
+    scaled = root and x.dtype == np.float32 and x.data.size > 0
+    if scaled:
+        k, unk = _pow2_scale(centered.data, axis)
+        centered = centered * k
     denominator = max(n - correction, 0)
     scale = 1.0 / denominator if denominator else float("inf")  # n <= correction: inf or NaN, as PyTorch
     with np.errstate(invalid="ignore"):
-        return (centered * centered).sum(axis, keepdim) * scale
+        v = (centered * centered).sum(axis, keepdim) * scale
+    if root:
+        if v.requires_grad and (zero := v.data == 0).any():
+            # where the std is 0 PyTorch's gradient is 0, not 0 * inf = nan: sqrt(1) * 0 there
+            v = (v + _mask(zero, v)).sqrt() * _mask(~zero, v)
+        else:
+            v = v.sqrt()
+    return v * unk.reshape(v.shape) if scaled else v
+
+
+def _pow2_scale(a, axis) -> tuple[Tensor, Tensor]:
+    """Powers of two ``k`` (one per group reduced over ``axis``, kept as size-1 axes) that bring
+    ``max |a|`` into [0.5, 1), and ``1 / k``: multiplying by them is exact. 1 where the max is 0, inf or
+    NaN; the exponent stays within float32's normal range."""
+    xp = get_array_module(a)
+    _, e = xp.frexp(xp.abs(a).max(axis=axis, keepdims=True))  # e = 0 for 0, inf and NaN
+    xp.clip(e, -126, 126, out=e)
+    one = a.dtype.type(1)
+    return Tensor._wrap(xp.ldexp(one, -e)), Tensor._wrap(xp.ldexp(one, e))
 
 
 @functools.cache
@@ -1452,7 +1478,9 @@ class Div(Function):
     def backward(self, gy):
         a, b = self.inputs
         ga = sum_to(gy / b, a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(-gy * a / (b * b), b.shape) if self.needs_input_grad[1] else None
+        # (a / b) / b, as PyTorch: b * b overflows (|b| > 1.8e19 in float32) or underflows (|b| < 1e-19)
+        # where the gradient itself is representable
+        gb = sum_to(-gy * (a / b / b), b.shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -1536,8 +1564,9 @@ class Abs(Function):
     def forward(self, a):
         return get_array_module(a).abs(a)
 
-    def backward(self, gy):  # sign(x): 0 at x = 0, as PyTorch
-        return gy * Tensor._wrap(get_array_module(gy.data).sign(self.inputs[0].data))
+    def backward(self, gy):  # sign(x): 0 at x = 0, and at NaN too, as PyTorch (NumPy's sign(NaN) is NaN)
+        x = self.inputs[0].data
+        return gy * Tensor._wrap((x > 0).astype(gy.dtype) - (x < 0))
 
 
 class Clamp(Function):
