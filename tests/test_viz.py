@@ -340,6 +340,17 @@ def test_summary_simpleconvnet_macs_and_totals():
     assert model.training and not model.conv1._forward_hooks  # mode restored, hooks removed
 
 
+def test_summary_conv_transpose_macs_are_those_of_the_conv_it_is_the_adjoint_of():
+    """A transposed conv does the multiply-adds of the conv2d whose input gradient it is (weight shared)."""
+    up = nn.ConvTranspose2d(6, 4, (3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2))
+    s = summary(up, (6, 5, 7))
+    (row,) = s.rows
+    assert row.output_shape == (1, 4, 10, 22)
+    down = nn.Conv2d(4, 6, (3, 2), stride=(2, 3), padding=(1, 0))
+    (back,) = summary(down, (4, 10, 22)).rows
+    assert back.output_shape == (1, 6, 5, 7) and row.macs == back.macs == 6 * 5 * 7 * 4 * 3 * 2
+
+
 @pytest.mark.parametrize("name", ["lenet5", "lenet5-classic", "alexnet-small", "deepconvnet"])
 def test_summary_totals_equal_num_parameters(name):
     model = tc.models.get_model(name)
