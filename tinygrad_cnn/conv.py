@@ -544,7 +544,9 @@ class Conv2d(Function):
             )
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise ValueError(f"conv2d: bias of shape {tuple(b.shape)} does not match weight {tuple(w.shape)}")
-        x, w, b = _common_dtype(x, w, b)
+        # one float dtype for every path (f32 with f64 -> f64, an int input takes the weight's); the
+        # engine casts each gradient back to its tensor's
+        x, w, b = _float_operands(x, w, b)
         n, oc, (kh, kw) = x.shape[0], w.shape[0], w.shape[2:]
         self.kernel_size = (kh, kw)
         oh, ow = _out_hw("conv2d", x.shape, kh, kw, *self.stride, *self.padding)
@@ -619,13 +621,6 @@ class Conv2d(Function):
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
 
 
-def _common_dtype(a, b, c=None):
-    """The operands in one float dtype (float32 with float64 -> float64; an int input takes the
-    weight's), so every conv path computes and returns the same dtype; the engine casts each
-    gradient back to its tensor's."""
-    return _float_operands(a, b, c)
-
-
 def _sum_per_channel(gy):
     """``gy (N, C, H, W)`` -> ``(C,)``: the bias gradient, as a GEMV against ones (5x NumPy's strided sum)."""
     n, c = gy.shape[:2]
@@ -641,7 +636,7 @@ class ConvTranspose2d(Function):
         self.gy_last = gy_last  # gy in the batch-innermost layout, when the weight gradient shares it
 
     def forward(self, gy, w):
-        gy, w, _ = _common_dtype(gy, w)
+        gy, w = _float_operands(gy, w)
         oc, c, kh, kw = w.shape
         n, _, oh, ow = gy.shape
         if n == 0 or c == 0:  # an empty batch, or no input channels: nothing to compute
@@ -780,7 +775,7 @@ class Conv2dWeightGrad(Function):
         self.columns, self.gy_last = columns, gy_last
 
     def forward(self, x, gy):
-        x, gy, _ = _common_dtype(x, gy)
+        x, gy = _float_operands(x, gy)
         oc, c, kh, kw = self.w_shape
         n, _, oh, ow = gy.shape
         xp = get_array_module(gy)

@@ -375,7 +375,7 @@ def _nll_per_sample(logp: Tensor, t) -> Tensor:
     """``-logp[i, t[i]]`` for labels ``t (N,)``, ``-sum(logp * t, 1)`` for one-hot / probabilities ``(N, K)``."""
     if t.ndim == 1:
         return -logp[get_array_module(t).arange(t.shape[0]), t]
-    return -(logp * Tensor._wrap(t.astype(logp.dtype, copy=False))).sum(axis=1)
+    return -(logp * Tensor._wrap(t)).sum(axis=1)  # _check_target gave t the logits' dtype
 
 
 def softmax_cross_entropy(logits: Tensor, target: Any, *, reduction: str = "mean") -> Tensor:

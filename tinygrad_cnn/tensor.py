@@ -622,9 +622,10 @@ class Tensor:
     def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         """Min over ``axis`` (values only, like ``max``; tied minima share the gradient)."""
         _no_torch_max("min", dim, keepdim)
-        _check_nonempty("min", self.shape, _check_axis("min", axis, self.ndim))
+        axis = _check_axis("min", axis, self.ndim)
+        _check_nonempty("min", self.shape, axis)
         if not _is_float(self.data):  # no gradient to route, and -x wraps unsigned ints / refuses bools
-            return Tensor._wrap(self.data.min(axis=_check_axis("min", axis, self.ndim), keepdims=keepdims))
+            return Tensor._wrap(self.data.min(axis=axis, keepdims=keepdims))
         return -((-self).max(axis, keepdims))
 
     def amin(self, dim=None, keepdim: bool = False) -> Tensor:

@@ -10,16 +10,10 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..conv import _pair as _int_pair
-from ..conv import conv_padding
+from ..conv import _pair, conv_padding
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(v: Any, what: str = "kernel_size", layer: str = "", minimum: int = 0) -> tuple[int, int]:
-    """An int or an ``(h, w)`` pair of ints (NumPy ints welcome) >= ``minimum``, else an error naming the layer."""
-    return _int_pair(v, what, layer, minimum)
 
 
 def _size(layer: str, what: str, v: Any) -> int:
