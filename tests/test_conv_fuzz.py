@@ -38,15 +38,15 @@ def _t64(a, requires_grad=False):
     return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
 
 
-def conv_vs_torch(arrays, req, stride, padding, double=True, seed=0):
+def conv_vs_torch(arrays, req, stride, padding, double=True, seed=0, dilation=1, groups=1):
     """Run conv2d on ``arrays = (x, w[, b])`` with ``req`` telling which require grad; compare the
     output, the gradients (for a random upstream gradient) and, with ``double``, the gradients of a
     random linear function of those gradients with PyTorch in float64."""
     ts = [Tensor(a, requires_grad=r) for a, r in zip(arrays, req)]
     ps = [_t64(a, r) for a, r in zip(arrays, req)]
     bias = ts[2] if len(ts) > 2 else None
-    y = F.conv2d(ts[0], ts[1], bias, stride, padding)
-    yt = TF.conv2d(ps[0], ps[1], ps[2] if len(ps) > 2 else None, stride, padding)
+    y = F.conv2d(ts[0], ts[1], bias, stride, padding, dilation, groups)
+    yt = TF.conv2d(ps[0], ps[1], ps[2] if len(ps) > 2 else None, stride, padding, dilation, groups)
     dtype = np.result_type(*arrays).type
     ref = yt.detach().numpy()
     assert y.dtype == dtype and y.shape == ref.shape
@@ -181,7 +181,7 @@ def test_conv_transpose2d_refuses_bad_arguments(forced_path):
     with pytest.raises(ValueError, match=r"conv_transpose2d: input of shape \(2, 3, 4, 4\) has 3 channels but "
                                          r"weight of shape \(2, 2, 3, 3\) expects 2"):
         F.conv_transpose2d(x, Tensor(np.ones((2, 2, 3, 3))))
-    with pytest.raises(ValueError, match="output_padding .* must be smaller than the stride"):
+    with pytest.raises(ValueError, match="output_padding .* must be smaller than either the stride"):
         F.conv_transpose2d(x, w, None, 1, 0, 1)
     with pytest.raises(ValueError, match="bias of shape"):
         F.conv_transpose2d(x, w, Tensor(np.ones(3)))
@@ -328,7 +328,7 @@ def test_max_pool_large_kernels_match_torch(kernel, stride, padding, ceil_mode):
     x = _specials(rng, (2, 2, 19, 35))
     x[0, 0, :, :17] = -np.inf  # windows whose real pixels are all -inf
     _pool_vs_torch("max", x, kernel, stride, padding, ceil_mode)
-    pool = F.max_pool2d(Tensor(x, requires_grad=True), kernel, stride, padding, ceil_mode).creator
+    pool = F.max_pool2d(Tensor(x, requires_grad=True), kernel, stride, padding, ceil_mode=ceil_mode).creator
     assert pool.argmax.dtype == (np.int32 if kernel[0] * kernel[1] >= 256 else np.uint8)
 
 
@@ -398,3 +398,25 @@ def test_im2col_and_col2im_refuse_a_bad_kernel_size(kh, kw):
         F.im2col(x, kh, kw)
     with pytest.raises(ValueError, match="col2im: kernel size"):
         F.col2im(np.zeros((25, 0)), x.shape, kh, kw)
+
+
+# --------------------------------------------------------------------------- dilation and groups, every path
+
+DILATED_GROUPED = [
+    # (x shape, w shape, stride, padding, dilation, groups)
+    ((3, 4, 9, 8), (6, 2, 3, 3), (1, 1), (2, 2), (2, 2), 2),    # AlexNet-style groups=2, dilated
+    ((2, 6, 7, 9), (6, 1, 3, 2), (2, 1), (1, 0), (1, 3), 6),    # depthwise, dilated along W only
+    ((5, 4, 10, 7), (8, 1, 2, 3), (3, 2), (0, 1), (3, 1), 4),   # stride > kernel, 5 images in chunks of 2
+    ((2, 3, 8, 8), (3, 3, 3, 3), (1, 1), "same", (2, 3), 1),    # 'same' counts the dilated kernel
+    ((3, 2, 6, 6), (4, 1, 2, 2), (1, 1), "same", (3, 1), 2),    # even dilated span: extra bottom/right pixel
+]
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d,g", DILATED_GROUPED, ids=str)
+def test_dilated_and_grouped_conv_match_torch_on_every_path(xs, ws, s, p, d, g, forced_path):
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    for k, req in enumerate(REQS[:3]):
+        conv_vs_torch((x, w, b), req, s, p, seed=k, dilation=d, groups=g)
+    conv_vs_torch((x.astype(np.float32), w.astype(np.float32)), (True, True), s, p, double=False, dilation=d,
+                  groups=g)

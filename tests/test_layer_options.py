@@ -148,9 +148,9 @@ def test_pool_modules_match_torch_and_repr(dtype):
          torch.nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False)),
     ]:
         compare(ours, theirs, [x], dtype)
-    assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0)"
+    assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"
     assert repr(nn.MaxPool2d(3, 2, 1, ceil_mode=True)) == \
-        "MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True)"
+        "MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)"
     assert repr(nn.AvgPool2d(3, 2, 1, True, False)) == \
         "AvgPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)"
     assert repr(nn.AvgPool2d(3)) == "AvgPool2d(kernel_size=3, stride=3, padding=0)"
@@ -262,7 +262,7 @@ def test_conv_transpose2d_module_matches_torch(dtype, kernel, stride, padding, o
 
 
 def test_conv_transpose2d_module_refuses_output_padding_of_a_stride():
-    with pytest.raises(ValueError, match="output_padding .* must be smaller than the stride"):
+    with pytest.raises(ValueError, match="output_padding .* must be smaller than either the stride"):
         nn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)
 
 

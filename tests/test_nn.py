@@ -248,7 +248,7 @@ def test_repr_like_pytorch():
 def test_layer_reprs():
     conv = nn.Conv2d(3, 8, 5, stride=2, bias=False)
     assert repr(conv) == "Conv2d(3, 8, kernel_size=(5, 5), stride=(2, 2), bias=False)"
-    assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0)"
+    assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"
     assert repr(nn.LocalResponseNorm(5, k=2.0)) == "LocalResponseNorm(5, alpha=0.0001, beta=0.75, k=2.0)"
     assert repr(nn.Parameter(np.zeros(2, np.float32))).startswith("Parameter containing:")
 

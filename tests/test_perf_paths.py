@@ -103,7 +103,8 @@ def test_disjoint_scatter_equals_general_scatter(shape, k, s, dtype):
     y = pool.forward(x)
     gy = rng.standard_normal(y.shape).astype(dtype)
     fast = conv._scatter_disjoint(gy, pool.argmax, shape, *k, *s)
-    general = conv._scatter_general(gy, pool.argmax, shape, *k, *s, 0, 0)
+    taps = [pool.tap(t) for t in range(k[0] * k[1])]
+    general = conv._scatter_general(gy, pool.argmax, shape, taps, *s, 0, 0)
     np.testing.assert_array_equal(fast, general)
     assert fast.dtype == dtype
 
@@ -114,7 +115,7 @@ def test_unit_stride_offset_views_equal_the_strided_offset_views(shape, k, s, p)
     (kh, kw), (sh, sw), (ph, pw) = k, s, p
     xpad = conv.pad2d(rng.standard_normal(shape).astype(np.float32), ph, pw, -np.inf)
     oh, ow = (xpad.shape[2] - kh) // sh + 1, (xpad.shape[3] - kw) // sw + 1
-    fast = conv._unit_stride_offsets(xpad, kh, kw, sh, sw, oh, ow)
+    fast = conv._unit_stride_offsets(xpad, [divmod(t, kw) for t in range(kh * kw)], sh, sw, oh, ow)
     for i, view in enumerate(fast):
         np.testing.assert_array_equal(view, conv._offset(xpad, i // kw, i % kw, sh, sw, oh, ow))
         assert view.strides[-1] == xpad.itemsize  # rows are contiguous

@@ -46,6 +46,16 @@ def _cases() -> Iterator[Case]:
                    lambda r, kh=kh, kw=kw, s=s, p=p, b=bias: (
                        lambda x, w, *bb: F.conv2d(x, w, bb[0] if bb else None, s, p),
                        (_t(r, 2, 3, 7, 6), _t(r, 4, 3, kh, kw), *((_t(r, 4),) if b else ()))))
+    for s, p, d, g in [(1, 2, 2, 2), (2, 1, (1, 2), 4)]:
+        yield Case("conv2d", f"s={s} p={p} dilation={d} groups={g}",
+                   lambda r, s=s, p=p, d=d, g=g: (
+                       lambda x, w, b: F.conv2d(x, w, b, s, p, d, g),
+                       (_t(r, 2, 4, 7, 6), _t(r, 4, 4 // g, 3, 2), _t(r, 4))))
+    yield Case("conv_transpose2d", "s=2 p=1 output_padding=1 groups=2 dilation=2",
+               lambda r: (lambda x, w: F.conv_transpose2d(x, w, None, 2, 1, 1, 2, 2), (_t(r, 2, 4, 3, 3),
+                                                                                      _t(r, 4, 2, 3, 2))))
+    yield Case("max_pool2d", "k=2 s=1 p=1 dilation=2",
+               lambda r: (lambda x: F.max_pool2d(x, 2, 1, 1, 2), (_t(r, 2, 2, 7, 6),)))
     for s, p, op_, bias in [(1, 0, 0, True), (2, 1, 1, True), ((2, 3), (0, 1), (1, 2), False)]:
         yield Case("conv_transpose2d", f"s={s} p={p} output_padding={op_} bias={bias}",
                    lambda r, s=s, p=p, op_=op_, b=bias: (

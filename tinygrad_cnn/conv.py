@@ -59,6 +59,53 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def _dense_kernel(w, dilation=(1, 1), groups: int = 1):
+    """A grouped and/or dilated kernel as the ordinary dense one that computes the same convolution.
+
+    ``w: (OC, C/groups, kh, kw)`` -> ``(OC, C, dh*(kh-1)+1, dw*(kw-1)+1)``: zeros between the taps
+    (dilation) and off the diagonal group blocks (output group g reads only input group g). Every
+    fast path then runs unchanged; the price is ``groups`` times the multiply-adds (the zero blocks),
+    and for dilation the window's area over the taps' (fine for AlexNet's groups=2, slow for
+    depthwise convs with many channels).
+    """
+    if tuple(dilation) == (1, 1) and groups == 1:
+        return w
+    xp = get_array_module(w)
+    oc, cg, kh, kw = w.shape
+    (dh, dw), g = dilation, groups
+    dense = xp.zeros((oc, cg * g, dh * (kh - 1) + 1, dw * (kw - 1) + 1), dtype=w.dtype)
+    diag = xp.arange(g)
+    dense.reshape(g, oc // g, g, cg, *dense.shape[2:])[diag, :, diag, :, ::dh, ::dw] = w.reshape(g, oc // g, cg, kh, kw)
+    return dense
+
+
+def _compact_kernel(dense, w_shape, dilation=(1, 1), groups: int = 1):
+    """Adjoint of :func:`_dense_kernel`: the entries of a dense kernel (its gradient) that are real taps."""
+    if tuple(dilation) == (1, 1) and groups == 1:
+        return dense
+    oc, cg, kh, kw = w_shape
+    (dh, dw), g = dilation, groups
+    diag = get_array_module(dense).arange(g)
+    blocks = dense.reshape(g, oc // g, g, cg, *dense.shape[2:])[diag, :, diag, :, ::dh, ::dw]
+    return blocks.reshape(w_shape)
+
+
+def _dense_shape(w_shape, dilation=(1, 1), groups: int = 1) -> tuple[int, int, int, int]:
+    oc, cg, kh, kw = w_shape
+    return oc, cg * groups, dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+
+
+def _check_groups(op: str, groups: Any, channels: int, out_channels: int,
+                  names=("input channels", "output channels")) -> int:
+    """``groups`` must be a positive int dividing both channel counts (PyTorch's rule)."""
+    if not isinstance(groups, Integral) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    for name, count in zip(names, (channels, out_channels)):
+        if count % groups:
+            raise ValueError(f"{op}: {name} ({count}) must be divisible by groups ({groups})")
+    return int(groups)
+
+
 def _out_hw(op: str, shape, kh, kw, sh, sw, ph, pw) -> tuple[int, int]:
     h, w = shape[-2], shape[-1]
     if kh > h + 2 * ph or kw > w + 2 * pw:
@@ -96,7 +143,8 @@ def _unbatched(op: str, x: Tensor, fn):
     """PyTorch's unbatched input: ``fn`` of ``x: (C, H, W)`` as a batch of one, the batch axis dropped
     again. Any rank but 3 or 4 is refused naming the op and the shape."""
     if x.ndim == 3:
-        return fn(x.unsqueeze(0)).squeeze(0)
+        out = fn(x.unsqueeze(0))
+        return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
     if x.ndim != 4:
         raise ValueError(f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {tuple(x.shape)}")
     return fn(x)
@@ -524,10 +572,14 @@ def col2im(col: Any, input_shape, kh: int, kw: int, stride: IntPair = 1, padding
 
 
 class Conv2d(Function):
-    """``y = x * W + b``: x (N, C, H, W), W (OC, C, kh, kw), b (OC,) -> y (N, OC, OH, OW)."""
+    """``y = x * W + b``: x (N, C, H, W), W (OC, C/groups, kh, kw), b (OC,) -> y (N, OC, OH, OW).
 
-    def __init__(self, stride, padding):
-        self.stride, self.padding = stride, padding
+    ``dilation``/``groups`` run as the equivalent dense kernel (:func:`_dense_kernel`); the three conv
+    ops (this, its input gradient ConvTranspose2d and its weight gradient) all take the compact weight.
+    """
+
+    def __init__(self, stride, padding, dilation=(1, 1), groups: int = 1):
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, tuple(dilation), groups
 
     def reads(self):
         need = self.needs_input_grad
@@ -537,18 +589,23 @@ class Conv2d(Function):
         _check_4d("conv2d", "input", x)
         _check_4d("conv2d", "weight", w)
         _check_kernel("conv2d", w, 0)
-        if x.shape[1] != w.shape[1]:
+        g = self.groups
+        if x.shape[1] != w.shape[1] * g:
             raise ValueError(
                 f"conv2d: input of shape {tuple(x.shape)} has {x.shape[1]} channels but weight of shape "
-                f"{tuple(w.shape)} expects {w.shape[1]}"
+                f"{tuple(w.shape)} expects {w.shape[1] * g}" + (f" (groups={g})" if g > 1 else "")
             )
+        if w.shape[0] % g:
+            raise ValueError(f"conv2d: weight of shape {tuple(w.shape)} has {w.shape[0]} filters, not divisible "
+                             f"by groups={g}")
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise ValueError(f"conv2d: bias of shape {tuple(b.shape)} does not match weight {tuple(w.shape)}")
         # one float dtype for every path (f32 with f64 -> f64, an int input takes the weight's); the
         # engine casts each gradient back to its tensor's
         x, w, b = _float_operands(x, w, b)
+        self.kernel_size = tuple(w.shape[2:])
+        w = _dense_kernel(w, self.dilation, g)
         n, oc, (kh, kw) = x.shape[0], w.shape[0], w.shape[2:]
-        self.kernel_size = (kh, kw)
         oh, ow = _out_hw("conv2d", x.shape, kh, kw, *self.stride, *self.padding)
         xp = get_array_module(x)
         if n == 0:  # an empty batch: nothing to compute
@@ -606,11 +663,12 @@ class Conv2d(Function):
         gy_last = None
         if need[0] and need[1] and _batch_inner(gy.shape[0], gy.shape[3]):
             gy_last = _batch_last(gy.data)  # the layout both gradients' GEMMs read: one transpose for the two
-        gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:], gy_last)(gy, w) if need[0] else None
+        dg = self.dilation, self.groups
+        gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:], gy_last, *dg)(gy, w) if need[0] else None
         gw = gb = None
         if need[1]:  # with the bias gradient from the same GEMM (a row of ones in the columns)
             gw = Conv2dWeightGrad(w.shape, self.stride, self.padding, self.__dict__.pop("columns", None),
-                                  with_bias, gy_last)(x, gy)
+                                  with_bias, gy_last, *dg)(x, gy)
             if with_bias:
                 gw, gb = gw
         elif with_bias:
@@ -618,7 +676,18 @@ class Conv2d(Function):
         return gx, gw, gb
 
     def attrs(self):
-        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
+                **_dilation_groups_attrs(self)}
+
+
+def _dilation_groups_attrs(fn) -> dict:
+    """``dilation``/``groups`` for graph labels and export, only where they are not the defaults."""
+    a = {}
+    if fn.dilation != (1, 1):
+        a["dilation"] = fn.dilation
+    if fn.groups != 1:
+        a["groups"] = fn.groups
+    return a
 
 
 def _sum_per_channel(gy):
@@ -629,14 +698,16 @@ def _sum_per_channel(gy):
 
 
 class ConvTranspose2d(Function):
-    """Gradient of conv2d w.r.t. its input: ``gy (N, OC, OH, OW), W -> (N, C, H, W)``."""
+    """Gradient of conv2d w.r.t. its input: ``gy (N, OC, OH, OW), W (OC, C/groups, kh, kw) -> (N, C, H, W)``."""
 
-    def __init__(self, stride, padding, in_hw, gy_last=None):
+    def __init__(self, stride, padding, in_hw, gy_last=None, dilation=(1, 1), groups: int = 1):
         self.stride, self.padding, self.in_hw = stride, padding, tuple(in_hw)
         self.gy_last = gy_last  # gy in the batch-innermost layout, when the weight gradient shares it
+        self.dilation, self.groups = tuple(dilation), groups
 
     def forward(self, gy, w):
         gy, w = _float_operands(gy, w)
+        w = _dense_kernel(w, self.dilation, self.groups)
         oc, c, kh, kw = w.shape
         n, _, oh, ow = gy.shape
         if n == 0 or c == 0:  # an empty batch, or no input channels: nothing to compute
@@ -668,12 +739,14 @@ class ConvTranspose2d(Function):
 
     def backward(self, ggx):
         gy, w = self.inputs
-        g_gy = conv2d(ggx, w, None, self.stride, self.padding) if self.needs_input_grad[0] else None
-        g_w = Conv2dWeightGrad(w.shape, self.stride, self.padding)(ggx, gy) if self.needs_input_grad[1] else None
+        dg = self.dilation, self.groups
+        g_gy = conv2d(ggx, w, None, self.stride, self.padding, *dg) if self.needs_input_grad[0] else None
+        g_w = Conv2dWeightGrad(w.shape, self.stride, self.padding, None, False, None, *dg)(ggx, gy) \
+            if self.needs_input_grad[1] else None
         return g_gy, g_w
 
     def attrs(self):
-        return {"stride": self.stride, "padding": self.padding}
+        return {"stride": self.stride, "padding": self.padding, **_dilation_groups_attrs(self)}
 
 
 def _conv_transpose_row_unfold(gy, w, in_hw, padding):
@@ -768,20 +841,27 @@ class Conv2dWeightGrad(Function):
     the same GEMM sums ``gy`` per channel instead of another pass over it.
     """
 
-    def __init__(self, w_shape, stride, padding, columns=None, bias: bool = False, gy_last=None):
+    def __init__(self, w_shape, stride, padding, columns=None, bias: bool = False, gy_last=None,
+                 dilation=(1, 1), groups: int = 1):
         self.w_shape, self.stride, self.padding, self.bias = tuple(w_shape), stride, padding, bias
         # what the forward built, used once: the single-GEMM path's (i, j, col) chunks of x, or the
         # batch-innermost path's columns; and gy in that path's layout when the input gradient shares it
         self.columns, self.gy_last = columns, gy_last
+        self.dilation, self.groups = tuple(dilation), groups
 
     def forward(self, x, gy):
-        x, gy = _float_operands(x, gy)
-        oc, c, kh, kw = self.w_shape
+        gw = self._dense_grad(*_float_operands(x, gy))  # the dense kernel's gradient; keep its real taps
+        if self.bias:
+            return _compact_kernel(gw[0], self.w_shape, self.dilation, self.groups), gw[1]
+        return _compact_kernel(gw, self.w_shape, self.dilation, self.groups)
+
+    def _dense_grad(self, x, gy):
+        oc, c, kh, kw = w_shape = _dense_shape(self.w_shape, self.dilation, self.groups)
         n, _, oh, ow = gy.shape
         xp = get_array_module(gy)
         ones = self.bias
         if n == 0 or c == 0:  # an empty batch, or no input channels: only the bias has a gradient
-            gw = xp.zeros(self.w_shape, dtype=gy.dtype)
+            gw = xp.zeros(w_shape, dtype=gy.dtype)
             return (gw, _sum_per_channel(gy) if n else xp.zeros(oc, dtype=gy.dtype)) if ones else gw
         # computed transposed, col @ gy^T -> (C*kh*kw [+1], OC): the long OH*OW axis is the inner one
         # of both operands; OpenBLAS threads this orientation well (the other was up to 15x slower)
@@ -820,14 +900,19 @@ class Conv2dWeightGrad(Function):
                     gj[..., :ow] = gy[i:j]
                 gw_t += xp.matmul(col, gj.reshape(j - i, oc, -1).transpose(0, 2, 1)).sum(axis=0)
         if ones:
-            return gw_t[:-1].T.reshape(self.w_shape), gw_t[-1].copy()
-        return gw_t.T.reshape(self.w_shape)
+            return gw_t[:-1].T.reshape(w_shape), gw_t[-1].copy()
+        return gw_t.T.reshape(w_shape)
 
     def backward(self, ggw, ggb=None):
         x, gy = self.inputs
-        g_x = ConvTranspose2d(self.stride, self.padding, x.shape[2:])(gy, ggw) if self.needs_input_grad[0] else None
-        g_gy = conv2d(x, ggw, ggb, self.stride, self.padding) if self.needs_input_grad[1] else None
+        dg = self.dilation, self.groups
+        g_x = ConvTranspose2d(self.stride, self.padding, x.shape[2:], None, *dg)(gy, ggw) \
+            if self.needs_input_grad[0] else None
+        g_gy = conv2d(x, ggw, ggb, self.stride, self.padding, *dg) if self.needs_input_grad[1] else None
         return g_x, g_gy
+
+    def attrs(self):
+        return _dilation_groups_attrs(self)
 
 
 class PaddingError(ValueError, RuntimeError):
@@ -860,22 +945,28 @@ def conv_padding(op: str, padding, stride, kernel) -> tuple[tuple[int, int], tup
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
-           padding: IntPair | str = 0) -> Tensor:
-    """2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W), weight (OC, C, kh, kw).
+           padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1) -> Tensor:
+    """2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W), weight (OC, C/groups, kh, kw).
 
     ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` (none) or ``'same'`` (output as large as
     the input; stride 1 only, as PyTorch: an even kernel pads one more pixel at the bottom/right,
     done by padding the input explicitly). An unbatched ``x (C, H, W)`` gives ``(OC, OH, OW)``.
+    ``dilation`` spaces the kernel taps; ``groups`` splits the channels into groups convolved
+    separately (both as PyTorch; computed with the equivalent dense kernel, see ``_dense_kernel``).
     """
     x = as_tensor(x)
     if x.ndim != 4:
-        return _unbatched("conv2d", x, lambda xb: conv2d(xb, weight, bias, stride, padding))
+        return _unbatched("conv2d", x, lambda xb: conv2d(xb, weight, bias, stride, padding, dilation, groups))
     s = _pair(stride, "stride", "conv2d", 1)
+    d = _pair(dilation, "dilation", "conv2d", 1)
+    w_shape = getattr(weight, "shape", None)
+    g = _check_groups("conv2d", groups, x.shape[1], w_shape[0] if w_shape is not None and len(w_shape) == 4 else 0,
+                      ("input channels", "weight's filters"))
     if isinstance(padding, str):
-        w_shape = getattr(weight, "shape", None)
         if w_shape is None or len(w_shape) != 4:
             raise ValueError(f"conv2d: weight must be 4-D (OC, C, kh, kw), got shape {w_shape}")
-        p, (eh, ew) = conv_padding("conv2d", padding, s, tuple(w_shape[2:]))
+        kernel = tuple(di * (k - 1) + 1 for di, k in zip(d, w_shape[2:]))
+        p, (eh, ew) = conv_padding("conv2d", padding, s, kernel)
         if eh or ew:
             from .functional import pad  # functional imports this module
 
@@ -883,59 +974,76 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
     else:
         p = _pair(padding, "padding", "conv2d", 0)
     args = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2d(s, p)(*args)
+    return Conv2d(s, p, d, g)(*args)
 
 
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
-                     padding: IntPair = 0, output_padding: IntPair = 0) -> Tensor:
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                     dilation: IntPair = 1) -> Tensor:
     """Transposed convolution, as PyTorch's: conv2d's gradient with respect to its input.
 
-    input (N, C_in, H, W), weight (C_in, C_out, kh, kw), bias (C_out,) -> (N, C_out, H', W') with
-    ``H' = (H - 1) * stride - 2 * padding + kh + output_padding``. Every conv2d input size of
-    ``H'`` and ``H' + 1``, ... (stride of them) gives the same ``H``; ``output_padding < stride``
-    picks one. The op is ``ConvTranspose2d``, the one conv2d's backward records.
-    An unbatched ``input (C_in, H, W)`` gives ``(C_out, H', W')``, as conv2d's.
+    input (N, C_in, H, W), weight (C_in, C_out/groups, kh, kw), bias (C_out,) -> (N, C_out, H', W')
+    with ``H' = (H - 1) * stride - 2 * padding + dilation * (kh - 1) + 1 + output_padding``. Every
+    conv2d input size of ``H'`` and ``H' + 1``, ... (stride of them) gives the same ``H``;
+    ``output_padding`` (smaller than the stride or the dilation, PyTorch's rule) picks one.
+    The op is ``ConvTranspose2d``, the one conv2d's backward records. An unbatched
+    ``input (C_in, H, W)`` gives ``(C_out, H', W')``, as conv2d's.
     """
     op = "conv_transpose2d"
     s, p = _pair(stride, "stride", op, 1), _pair(padding, "padding", op, 0)
+    d = _pair(dilation, "dilation", op, 1)
     op_ = _pair(output_padding, "output_padding", op, 0)
-    if op_[0] >= s[0] or op_[1] >= s[1]:
-        raise ValueError(f"{op}: output_padding {op_} must be smaller than the stride {s}")
+    if any(e >= max(st, di) for e, st, di in zip(op_, s, d)):
+        raise ValueError(f"{op}: output_padding {op_} must be smaller than either the stride {s} or the "
+                         f"dilation {d}")
     input = as_tensor(input)
     if input.ndim != 4:  # PyTorch's unbatched (C, H, W) input, as conv2d's
-        return _unbatched(op, input, lambda xb: conv_transpose2d(xb, weight, bias, stride, padding, output_padding))
+        return _unbatched(op, input, lambda xb: conv_transpose2d(xb, weight, bias, stride, padding, output_padding,
+                                                                 groups, dilation))
     weight = as_tensor(weight, input)
     _check_4d(op, "weight", weight.data)
     _check_kernel(op, weight, 0)
+    g = _check_groups(op, groups, input.shape[1], input.shape[1])
     if input.shape[1] != weight.shape[0]:
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has {input.shape[1]} channels but weight of "
                          f"shape {tuple(weight.shape)} expects {weight.shape[0]}")
-    in_hw = tuple((o - 1) * st - 2 * pd + k + e
-                  for o, st, pd, k, e in zip(input.shape[2:], s, p, weight.shape[2:], op_))
+    # output_padding beyond the stride (allowed when the dilation is larger) adds rows no window
+    # reaches: the op maps to the largest conv2d input size, the rest is zero padding
+    kernel = tuple(di * (k - 1) + 1 for di, k in zip(d, weight.shape[2:]))
+    in_hw = tuple((o - 1) * st - 2 * pd + k + min(e, st - 1)
+                  for o, st, pd, k, e in zip(input.shape[2:], s, p, kernel, op_))
+    beyond = tuple(max(0, e - (st - 1)) for e, st in zip(op_, s))
     if min(in_hw) < 1:
-        raise ValueError(f"{op}: input of shape {tuple(input.shape)} gives an output of size {in_hw} (kernel "
-                         f"{tuple(weight.shape[2:])}, stride {s}, padding {p}): too small")
-    y = ConvTranspose2d(s, p, in_hw)(input, weight)
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} gives an output of size "
+                         f"{tuple(h + b for h, b in zip(in_hw, beyond))} (kernel {tuple(weight.shape[2:])}, "
+                         f"stride {s}, padding {p}, dilation {d}): too small")
+    y = ConvTranspose2d(s, p, in_hw, None, d, g)(input, weight)
+    if any(beyond):
+        from .functional import pad  # functional imports this module
+
+        y = pad(y, (0, beyond[1], 0, beyond[0]))
     if bias is None:
         return y
     bias = as_tensor(bias, input)
-    if tuple(bias.shape) != (weight.shape[1],):
-        raise ValueError(f"{op}: bias of shape {tuple(bias.shape)} does not match weight {tuple(weight.shape)}")
+    if tuple(bias.shape) != (weight.shape[1] * g,):
+        raise ValueError(f"{op}: bias of shape {tuple(bias.shape)} does not match weight {tuple(weight.shape)}"
+                         + (f" with groups={g}" if g > 1 else ""))
     return y + bias.reshape(1, -1, 1, 1)
 
 
 # --------------------------------------------------------------------------- pooling
 
 
-def _pool_params(op, x, kernel_size, stride, padding, ceil_mode=False):
+def _pool_params(op, x, kernel_size, stride, padding, ceil_mode=False, dilation=1):
     _check_4d(op, "input", x.data)
     _check_flag(op, "ceil_mode", ceil_mode)
     kh, kw = _pair(kernel_size, "kernel_size", op, 1)
     sh, sw = _pair(kernel_size if stride is None else stride, "stride", op, 1)
     ph, pw = _pair(padding, "padding", op, 0)
-    if ph > kh // 2 or pw > kw // 2:
+    dh, dw = _pair(dilation, "dilation", op, 1)
+    if ph > kh // 2 or pw > kw // 2:  # PyTorch's rule: half the kernel size, whatever the dilation
         raise ValueError(f"{op}: padding ({ph}, {pw}) should be at most half of kernel_size ({kh}, {kw})")
-    _pool_out_hw(op, x.shape, kh, kw, sh, sw, ph, pw, ceil_mode)
+    _pool_out_hw(op, x.shape, dh * (kh - 1) + 1, dw * (kw - 1) + 1, sh, sw, ph, pw, ceil_mode)
     return (kh, kw), (sh, sw), (ph, pw)
 
 
@@ -1006,12 +1114,17 @@ def _avg_divisor(h: int, w: int, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew, count_i
 class _Pool(Function):
     keeps_inputs = False  # pooling and its adjoints route gradients with saved argmax/shapes
 
-    def __init__(self, kernel, stride, padding, ceil_mode: bool = False):
+    def __init__(self, kernel, stride, padding, ceil_mode: bool = False, dilation=(1, 1)):
         self.kernel, self.stride, self.padding, self.ceil_mode = kernel, stride, padding, bool(ceil_mode)
+        self.dilation = tuple(dilation)  # kernel tap (i, j) sits at (i * dh, j * dw) in its window
+
+    def span(self) -> tuple[int, int]:
+        """The window's extent, ``dilation * (kernel - 1) + 1``: the kernel size the output size counts."""
+        return tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel))
 
     def geometry(self, shape):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        oh, ow = _pool_out_hw(self.name, shape, kh, kw, sh, sw, ph, pw, self.ceil_mode)
+        oh, ow = _pool_out_hw(self.name, shape, *self.span(), sh, sw, ph, pw, self.ceil_mode)
         return kh, kw, sh, sw, ph, pw, oh, ow
 
     def extra(self, shape) -> tuple[int, int]:
@@ -1019,10 +1132,17 @@ class _Pool(Function):
         if not self.ceil_mode:
             return 0, 0
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(shape)
-        return _pool_extra(shape[-2], shape[-1], kh, kw, sh, sw, ph, pw, oh, ow)
+        return _pool_extra(shape[-2], shape[-1], *self.span(), sh, sw, ph, pw, oh, ow)
+
+    def tap(self, k: int) -> tuple[int, int]:
+        """Where kernel tap ``k`` (row-major) sits in its window."""
+        i, j = divmod(k, self.kernel[1])
+        return i * self.dilation[0], j * self.dilation[1]
 
     def attrs(self):
         a = {"kernel_size": self.kernel, "stride": self.stride, "padding": self.padding}
+        if self.dilation != (1, 1):
+            a["dilation"] = self.dilation
         if self.ceil_mode:
             a["ceil_mode"] = True
         return a
@@ -1038,27 +1158,43 @@ class MaxPool2d(_Pool):
     winning kernel offset of every output pixel, ``(N, C, OH, OW)``.
     """
 
+    def __init__(self, kernel, stride, padding, ceil_mode: bool = False, dilation=(1, 1), with_indices: bool = False):
+        super().__init__(kernel, stride, padding, ceil_mode, dilation)
+        self.with_indices = with_indices  # the caller wants the argmax even when no gradient will need it
+
     def forward(self, x):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x.shape)
         xp = get_array_module(x)
         xpad = _pad_pool(x, ph, pw, *self.extra(x.shape), -xp.inf)
         n, c = x.shape[:2]
         y = xp.empty((n, c, oh, ow), dtype=x.dtype)
-        with_arg = is_grad_enabled() and self.needs_input_grad[0]  # else nothing to route back: max only
+        # else nothing to route back: max only
+        with_arg = self.with_indices or (is_grad_enabled() and self.needs_input_grad[0])
         if with_arg:
             self.argmax = xp.empty((n, c, oh, ow), dtype=xp.uint8 if kh * kw < 256 else xp.int32)
         # a few images at a time: the phase planes stay small and in cache
         step = _images_per_chunk(max(1, xpad[:1].size) * x.dtype.itemsize)
+        taps = [self.tap(k) for k in range(kh * kw)]
         for i in range(0, n, step):
-            views = _unit_stride_offsets(xpad[i:i + step], kh, kw, sh, sw, oh, ow)
+            views = _unit_stride_offsets(xpad[i:i + step], taps, sh, sw, oh, ow)
             if with_arg:
                 _max_argmax(views, y[i:i + step], self.argmax[i:i + step])
                 _nan_argmax(views, y[i:i + step], self.argmax[i:i + step])
                 if ph or pw:
-                    _minus_inf_argmax(y[i:i + step], self.argmax[i:i + step], kw, sh, sw, ph, pw)
+                    _minus_inf_argmax(y[i:i + step], self.argmax[i:i + step], kw, sh, sw, ph, pw, self.dilation)
             else:
                 _max_of(views, y[i:i + step])
         return y
+
+    def indices(self, x_shape):
+        """PyTorch's ``return_indices``: the flat index ``row * W + col`` into each input map of every
+        window's maximum, int64 ``(N, C, OH, OW)`` (from ``self.argmax``, so the same tie rules)."""
+        kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x_shape)
+        xp = get_array_module(self.argmax)
+        i, j = xp.divmod(self.argmax.astype(xp.int64), kw)
+        rows = i * self.dilation[0] + (sh * xp.arange(oh) - ph)[:, None]
+        cols = j * self.dilation[1] + (sw * xp.arange(ow) - pw)
+        return rows * x_shape[-1] + cols
 
     def backward(self, gy):
         return MaxPool2dScatter(self, self.inputs[0].shape)(gy)
@@ -1098,8 +1234,8 @@ def _nan_argmax(views, y, arg):
         xp.copyto(arg, arg.dtype.type(k), where=xp.isnan(v))
 
 
-def _minus_inf_argmax(y, arg, kw, sh, sw, ph, pw):
-    """Where a window's max is -inf, point ``arg`` at its first pixel inside the input.
+def _minus_inf_argmax(y, arg, kw, sh, sw, ph, pw, dilation=(1, 1)):
+    """Where a window's max is -inf, point ``arg`` at its first tap inside the input.
 
     :func:`_max_argmax` then holds the window's first offset, which is padding for border windows;
     PyTorch starts each window at its first real pixel, so the gradient reaches the input.
@@ -1109,13 +1245,15 @@ def _minus_inf_argmax(y, arg, kw, sh, sw, ph, pw):
     if not lost.any():
         return
     oh, ow = y.shape[-2:]
-    first_row = xp.maximum(0, ph - sh * xp.arange(oh))  # first kernel row (column) inside the input
-    first_col = xp.maximum(0, pw - sw * xp.arange(ow))
+    dh, dw = dilation  # first kernel row (column) inside the input: the first tap past the padding
+    first_row = -(-xp.maximum(0, ph - sh * xp.arange(oh)) // dh)
+    first_col = -(-xp.maximum(0, pw - sw * xp.arange(ow)) // dw)
     xp.copyto(arg, (first_row[:, None] * kw + first_col).astype(arg.dtype), where=lost)
 
 
-def _unit_stride_offsets(xpad, kh, kw, sh, sw, oh, ow):
-    """The kh*kw window-offset views ``(N, C, OH, OW)`` of ``xpad``, each with contiguous rows.
+def _unit_stride_offsets(xpad, taps, sh, sw, oh, ow):
+    """The window-offset views ``(N, C, OH, OW)`` of ``xpad`` for the kernel ``taps`` (row, column
+    offsets in the window, :meth:`_Pool.tap`), each with contiguous rows.
 
     The plain offset view ``xpad[..., i::sh, j::sw]`` makes every NumPy pass over it read with
     stride ``sw``. Splitting the input once into its phase planes ``xpad[..., a::sh, b::sw]``
@@ -1123,10 +1261,10 @@ def _unit_stride_offsets(xpad, kh, kw, sh, sw, oh, ow):
     that follow read unit-stride rows (10-30% faster pooling). Stride 1 needs no planes.
     """
     if (sh, sw) == (1, 1):
-        return [_offset(xpad, k // kw, k % kw, 1, 1, oh, ow) for k in range(kh * kw)]
-    planes = {(a, b): xpad[:, :, a::sh, b::sw].copy() for a in range(min(sh, kh)) for b in range(min(sw, kw))}
-    return [planes[(i % sh, j % sw)][:, :, i // sh:i // sh + oh, j // sw:j // sw + ow]
-            for i in range(kh) for j in range(kw)]
+        return [_offset(xpad, i, j, 1, 1, oh, ow) for i, j in taps]
+    planes = {(a, b): xpad[:, :, a::sh, b::sw].copy() for a in sorted({i % sh for i, _ in taps})
+              for b in sorted({j % sw for _, j in taps})}
+    return [planes[(i % sh, j % sw)][:, :, i // sh:i // sh + oh, j // sw:j // sw + ow] for i, j in taps]
 
 
 def _max_of(views, y):
@@ -1145,22 +1283,25 @@ class MaxPool2dScatter(_Pool):
     """Route ``gy (N, C, OH, OW)`` to each window's argmax: the gradient of max-pooling."""
 
     def __init__(self, pool: MaxPool2d, in_shape):
-        super().__init__(pool.kernel, pool.stride, pool.padding, pool.ceil_mode)
+        super().__init__(pool.kernel, pool.stride, pool.padding, pool.ceil_mode, pool.dilation)
         self.argmax, self.in_shape = pool.argmax, tuple(in_shape)
 
     def forward(self, gy):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(self.in_shape)
         eh, ew = self.extra(self.in_shape)
-        if ph == pw == eh == ew == 0 and sh >= kh and sw >= kw:
+        if ph == pw == eh == ew == 0 and sh >= kh and sw >= kw and self.dilation == (1, 1):
             return _scatter_disjoint(gy, self.argmax, self.in_shape, kh, kw, sh, sw)
-        return _scatter_general(gy, self.argmax, self.in_shape, kh, kw, sh, sw, ph, pw, eh, ew)
+        taps = [self.tap(k) for k in range(kh * kw)]
+        return _scatter_general(gy, self.argmax, self.in_shape, taps, sh, sw, ph, pw, eh, ew)
 
     def backward(self, ggx):
         return MaxPool2dGather(self)(ggx)
 
 
-def _scatter_general(gy, argmax, in_shape, kh, kw, sh, sw, ph, pw, eh=0, ew=0):
-    """Max-pool scatter for any geometry (overlapping windows, padding): accumulate per offset.
+def _scatter_general(gy, argmax, in_shape, taps, sh, sw, ph, pw, eh=0, ew=0):
+    """Max-pool scatter for any geometry (overlapping windows, padding, dilation): accumulate per kernel tap.
+
+    ``taps``: each kernel tap's (row, column) offset in its window (:meth:`_Pool.tap`).
 
     ``eh``/``ew``: extra bottom/right padding that ceil-mode windows hang over.
 
@@ -1171,14 +1312,14 @@ def _scatter_general(gy, argmax, in_shape, kh, kw, sh, sw, ph, pw, eh=0, ew=0):
     xp = get_array_module(gy)
     n, c, h, w = in_shape
     oh, ow = gy.shape[-2:]
-    covered = sh <= kh and sw <= kw  # every phase plane gets written: no zero fill needed
+    # every phase plane gets written: no zero fill needed
+    covered = len({i % sh for i, _ in taps}) == sh and len({j % sw for _, j in taps}) == sw
     gx = (xp.empty if covered and (sh, sw) != (1, 1) else xp.zeros)((n, c, h + 2 * ph + eh, w + 2 * pw + ew),
                                                                     dtype=gy.dtype)
     planes = {} if (sh, sw) != (1, 1) else {(0, 0): gx}  # stride 1: gx is its only plane
     eq = xp.empty(gy.shape, dtype=bool)
     part = xp.empty_like(gy)
-    for k in range(kh * kw):
-        i, j = divmod(k, kw)
+    for k, (i, j) in enumerate(taps):
         key = (i % sh, j % sw)
         if key not in planes:
             planes[key] = xp.zeros(gx[:, :, key[0]::sh, key[1]::sw].shape, dtype=gy.dtype)
@@ -1218,7 +1359,7 @@ class MaxPool2dGather(_Pool):
     """Pick each window's argmax element of ``x (N, C, H, W)``: the adjoint of the scatter."""
 
     def __init__(self, scatter: MaxPool2dScatter):
-        super().__init__(scatter.kernel, scatter.stride, scatter.padding, scatter.ceil_mode)
+        super().__init__(scatter.kernel, scatter.stride, scatter.padding, scatter.ceil_mode, scatter.dilation)
         self.argmax, self.in_shape = scatter.argmax, scatter.in_shape
 
     def forward(self, x):
@@ -1227,7 +1368,7 @@ class MaxPool2dGather(_Pool):
         xpad = _pad_pool(x, ph, pw, *self.extra(x.shape))
         y = xp.zeros(self.argmax.shape, dtype=x.dtype)
         for k in range(kh * kw):
-            s = _offset(xpad, k // kw, k % kw, sh, sw, oh, ow)
+            s = _offset(xpad, *self.tap(k), sh, sw, oh, ow)
             xp.copyto(y, s, where=self.argmax == k)
         return y
 
@@ -1305,16 +1446,26 @@ class AvgPool2dAdjoint(_Pool):
 
 
 def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
-               ceil_mode: bool = False) -> Tensor:
+               dilation: IntPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Max-pooling of ``x: (N, C, H, W)`` (or unbatched ``(C, H, W)``); ``stride`` defaults to ``kernel_size``.
 
-    ``ceil_mode``: round the output size up (PyTorch's rule, see :func:`pool_output_size`); the
-    windows hanging over the bottom/right edge see only the pixels they cover.
+    PyTorch's arguments, in its order. ``dilation`` spaces the window's taps; ``ceil_mode``: round
+    the output size up (PyTorch's rule, see :func:`pool_output_size`); the windows hanging over the
+    bottom/right edge see only the pixels they cover. ``return_indices=True`` also returns each
+    maximum's flat index ``row * W + col`` into its input map (int64, PyTorch's layout).
     """
     x = as_tensor(x)
+    _check_flag("max_pool2d", "return_indices", return_indices)
     if x.ndim != 4:
-        return _unbatched("max_pool2d", x, lambda xb: max_pool2d(xb, kernel_size, stride, padding, ceil_mode))
-    return MaxPool2d(*_pool_params("max_pool2d", x, kernel_size, stride, padding, ceil_mode), ceil_mode)(x)
+        return _unbatched("max_pool2d", x, lambda xb: max_pool2d(xb, kernel_size, stride, padding, dilation, ceil_mode,
+                                                                 return_indices))
+    kernel, s, p = _pool_params("max_pool2d", x, kernel_size, stride, padding, ceil_mode, dilation)
+    pool = MaxPool2d(kernel, s, p, ceil_mode, _pair(dilation, "dilation", "max_pool2d", 1), return_indices)
+    y = pool(x)
+    if not return_indices:
+        return y
+    return y, Tensor._wrap(pool.indices(x.shape))
 
 
 def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..conv import _pair, conv_padding
+from ..conv import _check_groups, _pair, conv_padding
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -48,53 +48,85 @@ def _reset_like_pytorch(weight: Parameter, bias: Parameter | None) -> None:
         init.uniform_(bias, -bound, bound)
 
 
-class Conv2d(Module):
-    """2-D convolution, weight ``(out_channels, in_channels, kh, kw)``: x (N, C, H, W) -> (N, OC, OH, OW).
+def _conv_options(layer: str, in_channels: int, out_channels: int, dilation: Any, groups: Any,
+                  padding_mode: Any) -> tuple[tuple[int, int], int]:
+    """Conv2d/ConvTranspose2d's ``dilation``, ``groups`` and ``padding_mode``, checked as PyTorch does."""
+    d = _pair(dilation, "dilation", layer, 1)
+    g = _check_groups(layer, groups, in_channels, out_channels, ("in_channels", "out_channels"))
+    if padding_mode != "zeros":
+        if padding_mode in ("reflect", "replicate", "circular"):
+            raise NotImplementedError(f"{layer}: padding_mode={padding_mode!r} is not supported, only 'zeros'")
+        raise ValueError(f"{layer}: padding_mode must be one of 'zeros', 'reflect', 'replicate' or 'circular', "
+                         f"got {padding_mode!r}")
+    return d, g
 
-    ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` or ``'same'`` (stride 1 only, as PyTorch;
-    the string is kept as ``self.padding``).
+
+def _conv_repr(m: Module, extra: str = "") -> str:
+    """PyTorch's repr: the options that differ from their defaults."""
+    s = f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}"
+    if m.padding != (0, 0):
+        s += f", padding={m.padding}"  # a string shows as padding=same, as PyTorch
+    if m.dilation != (1, 1):
+        s += f", dilation={m.dilation}"
+    s += extra
+    if m.groups != 1:
+        s += f", groups={m.groups}"
+    return s + ("" if m.bias is not None else ", bias=False")
+
+
+class Conv2d(Module):
+    """2-D convolution, weight ``(out_channels, in_channels / groups, kh, kw)``: x (N, C, H, W) -> (N, OC, OH, OW).
+
+    PyTorch's arguments, in its order. ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` or
+    ``'same'`` (stride 1 only, as PyTorch; the string is kept as ``self.padding``). ``padding_mode``:
+    only ``'zeros'``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0, bias: bool = True,
-                 dtype: Any = np.float32):
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", dtype: Any = np.float32):
         super().__init__()
         self.in_channels, self.out_channels = _size("Conv2d", "in_channels", in_channels), \
             _size("Conv2d", "out_channels", out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d", 1)
         self.stride = _pair(stride, "stride", "Conv2d", 1)
+        self.dilation, self.groups = _conv_options("Conv2d", in_channels, out_channels, dilation, groups,
+                                                   padding_mode)
+        self.padding_mode = padding_mode
         if isinstance(padding, str):
+            kernel = tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size))
             try:
-                conv_padding("Conv2d", padding, self.stride, self.kernel_size)  # PyTorch checks at construction
+                conv_padding("Conv2d", padding, self.stride, kernel)  # PyTorch checks at construction
             except ValueError as e:
                 raise ValueError(str(e)) from None  # nn.Conv2d raises ValueError in PyTorch (F.conv2d RuntimeError)
             self.padding: tuple[int, int] | str = padding
         else:
             self.padding = _pair(padding, "padding", "Conv2d", 0)
-        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=dtype))
-        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        self.weight = Parameter(np.empty((out_channels, in_channels // self.groups, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if _check_bias("Conv2d", bias) else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         _reset_like_pytorch(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride, self.padding)
+        return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                             self.groups)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"  # a string shows as padding=same, as PyTorch
-        return s + ("" if self.bias is not None else ", bias=False")
+        return _conv_repr(self)
 
 
 class ConvTranspose2d(Module):
-    """Transposed 2-D convolution (a learned upsampling), weight ``(in_channels, out_channels, kh, kw)``:
-    x (N, C, H, W) -> (N, OC, (H-1)*stride - 2*padding + kh + output_padding, ...), as PyTorch's."""
+    """Transposed 2-D convolution (a learned upsampling), weight ``(in_channels, out_channels / groups, kh, kw)``:
+    x (N, C, H, W) -> (N, OC, (H-1)*stride - 2*padding + dilation*(kh-1) + 1 + output_padding, ...), as PyTorch's
+    (its arguments in its order; ``padding_mode`` only ``'zeros'``)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 output_padding: int | tuple[int, int] = 0, bias: bool = True, dtype: Any = np.float32):
+                 output_padding: int | tuple[int, int] = 0, groups: int = 1, bias: bool = True,
+                 dilation: int | tuple[int, int] = 1, padding_mode: str = "zeros", dtype: Any = np.float32):
         super().__init__()
         self.in_channels, self.out_channels = _size("ConvTranspose2d", "in_channels", in_channels), \
             _size("ConvTranspose2d", "out_channels", out_channels)
@@ -102,27 +134,34 @@ class ConvTranspose2d(Module):
         self.stride = _pair(stride, "stride", "ConvTranspose2d", 1)
         self.padding = _pair(padding, "padding", "ConvTranspose2d", 0)
         self.output_padding = _pair(output_padding, "output_padding", "ConvTranspose2d", 0)
-        if any(e >= s for e, s in zip(self.output_padding, self.stride)):
-            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than the "
-                             f"stride {self.stride}")
-        self.weight = Parameter(np.empty((in_channels, out_channels, *self.kernel_size), dtype=dtype))
-        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        self.dilation, self.groups = _conv_options("ConvTranspose2d", in_channels, out_channels, dilation, groups,
+                                                   padding_mode)
+        self.padding_mode = padding_mode
+        if any(e >= max(s, d) for e, s, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than either "
+                             f"the stride {self.stride} or the dilation {self.dilation}")
+        self.weight = Parameter(np.empty((in_channels, out_channels // self.groups, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if _check_bias("ConvTranspose2d", bias) else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        _reset_like_pytorch(self.weight, self.bias)  # fan_in from dim 1 (out_channels), as PyTorch
+        _reset_like_pytorch(self.weight, self.bias)  # fan_in from dim 1 (out_channels / groups), as PyTorch
 
     def forward(self, x: Tensor) -> Tensor:
         return _naming_layer(self, F.conv_transpose2d, x, self.weight, self.bias, self.stride, self.padding,
-                             self.output_padding)
+                             self.output_padding, self.groups, self.dilation)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        return s + ("" if self.bias is not None else ", bias=False")
+        op = f", output_padding={self.output_padding}" if self.output_padding != (0, 0) else ""
+        return _conv_repr(self, op)
+
+
+def _check_bias(layer: str, bias: Any) -> bool:
+    """``bias`` is a bool (PyTorch takes any truthy value; here a stray positional int, e.g. a
+    dilation in an old argument order, must not silently become ``bias=True``)."""
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"{layer}: bias must be a bool, got {type(bias).__name__} {bias!r:.40}")
+    return bool(bias)
 
 
 class Linear(Module):
@@ -184,10 +223,22 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max-pooling; ``ceil_mode=True`` rounds the output size up (PyTorch's rule)."""
+    """Max-pooling, PyTorch's arguments in its order: ``dilation`` spaces the window's taps,
+    ``return_indices=True`` makes the layer return ``(output, indices)``, ``ceil_mode=True`` rounds the
+    output size up (PyTorch's rule)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.dilation, self.return_indices = dilation, return_indices
 
     def forward(self, x: Tensor) -> Tensor:
-        return _naming_layer(self, F.max_pool2d, x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        return _naming_layer(self, F.max_pool2d, x, self.kernel_size, self.stride, self.padding, self.dilation,
+                             self.ceil_mode, self.return_indices)
+
+    def extra_repr(self) -> str:  # PyTorch's
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(_Pool2d):

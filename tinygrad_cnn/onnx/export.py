@@ -336,17 +336,19 @@ def _conv(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
     kh, kw = fn.inputs[1].shape[2:]
     (sh, sw), (ph, pw) = a["stride"], a["padding"]
     b.add("Conv", ins, {"kernel_shape": [kh, kw], "strides": [sh, sw], "pads": [ph, pw, ph, pw],
-                        "dilations": [1, 1], "group": 1}, out, fn, batch_axis=b.axis_of(fn.inputs[0]))
+                        "dilations": list(a.get("dilation", (1, 1))), "group": a.get("groups", 1)},
+          out, fn, batch_axis=b.axis_of(fn.inputs[0]))
 
 
 def _conv_transpose(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
     a = fn.attrs()
     x, w = fn.inputs
     kernel, (sh, sw), (ph, pw) = w.shape[2:], a["stride"], a["padding"]
-    extra = [h - ((o - 1) * st - 2 * p + k)  # output_padding: which of the stride's sizes conv2d maps to x
-             for h, o, st, p, k in zip(fn.in_hw, x.shape[2:], (sh, sw), (ph, pw), kernel)]
+    dilation = a.get("dilation", (1, 1))
+    extra = [h - ((o - 1) * st - 2 * p + d * (k - 1) + 1)  # output_padding: which of the stride's sizes conv2d
+             for h, o, st, p, k, d in zip(fn.in_hw, x.shape[2:], (sh, sw), (ph, pw), kernel, dilation)]  # maps to x
     b.add("ConvTranspose", ins, {"kernel_shape": list(kernel), "strides": [sh, sw], "pads": [ph, pw, ph, pw],
-                                 "output_padding": extra, "dilations": [1, 1], "group": 1},
+                                 "output_padding": extra, "dilations": list(dilation), "group": a.get("groups", 1)},
           out, fn, batch_axis=b.axis_of(x))
 
 
@@ -373,11 +375,14 @@ def _pool(op: str):
         h, w = x.shape[2:]
         oh, ow = out.shape[2:]
         attrs: dict[str, Any] = {"kernel_shape": [kh, kw], "strides": [sh, sw], "pads": [ph, pw, ph, pw]}
+        if "dilation" in a:  # MaxPool only (PyTorch's AvgPool has none)
+            attrs["dilations"] = list(a["dilation"])
+        span_h, span_w = fn.span()  # the window's extent
         src = ins[0]
-        if ceil and (oh, ow) == (_ceil_div(h + 2 * ph - kh, sh) + 1, _ceil_div(w + 2 * pw - kw, sw) + 1):
+        if ceil and (oh, ow) == (_ceil_div(h + 2 * ph - span_h, sh) + 1, _ceil_div(w + 2 * pw - span_w, sw) + 1):
             attrs["ceil_mode"] = 1
         elif ceil:
-            eh, ew = _pool_extra(h, w, kh, kw, sh, sw, ph, pw, oh, ow)
+            eh, ew = _pool_extra(h, w, span_h, span_w, sh, sw, ph, pw, oh, ow)
             if op == "AveragePool" and cip and (eh or ew):
                 if ph or pw:
                     pads = b.const(np.array([0, 0, ph, pw, 0, 0, ph, pw], dtype=np.int64), "pads")

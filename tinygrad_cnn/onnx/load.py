@@ -503,10 +503,17 @@ def _spatial_pads(node: _Node, in_sizes: tuple[int, ...], kernel: tuple[int, ...
     return (small, big) if auto == "SAME_UPPER" else (big, small)
 
 
-def _check_dilations(node: _Node) -> None:
-    if any(d != 1 for d in node.attrs.get("dilations", [])):
-        raise NotImplementedError(f"OnnxModule: {node.where()}: dilations={node.attrs['dilations']} "
-                                  f"is not supported")
+def _dilations(node: _Node, k: int = 2) -> tuple[int, ...]:
+    """The node's ``dilations`` (ONNX's default: 1 along every spatial axis)."""
+    d = tuple(int(v) for v in node.attrs.get("dilations", [1] * k))
+    if len(d) != k or min(d) < 1:
+        raise ValueError(f"OnnxModule: {node.where()}: dilations={list(d)} does not fit {k} spatial axes")
+    return d
+
+
+def _span(kernel, dilations) -> tuple[int, ...]:
+    """A dilated window's extent along each axis (what ``auto_pad`` and output sizes count)."""
+    return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations))
 
 
 def _symmetric(x: Tensor, begins: list[int], ends: list[int], value: float) -> tuple[Tensor, tuple[int, int]]:
@@ -523,8 +530,7 @@ def _conv_operands(node: _Node, x: Any, w: Any, refused: tuple[str, ...] = ()) -
     if x.ndim != 4:
         raise NotImplementedError(f"OnnxModule: {node.where()}: only 2-D convolution of (N, C, H, W) inputs "
                                   f"is supported, got input {x.shape}")
-    _check_dilations(node)
-    for name in ("group", *refused):
+    for name in refused:
         value = node.attrs.get(name)
         if value not in (None, 1, "NOTSET", ""):
             raise NotImplementedError(f"OnnxModule: {node.where()}: {name}={value!r} is not supported")
@@ -533,32 +539,34 @@ def _conv_operands(node: _Node, x: Any, w: Any, refused: tuple[str, ...] = ()) -
 
 def _conv(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
     x, w = _conv_operands(node, x, w)
-    kernel = tuple(w.shape[2:])
+    dilation, groups = _dilations(node), int(node.attrs.get("group", 1))
     strides = tuple(node.attrs.get("strides", [1, 1]))
-    x, padding = _symmetric(x, *_spatial_pads(node, x.shape[2:], kernel, strides), 0.0)
-    return F.conv2d(x, w, None if b is None else _as_tensor(b), strides, padding)
+    pads = _spatial_pads(node, x.shape[2:], _span(w.shape[2:], dilation), strides)
+    x, padding = _symmetric(x, *pads, 0.0)
+    return F.conv2d(x, w, None if b is None else _as_tensor(b), strides, padding, dilation, groups)
 
 
 def _conv_transpose(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
     x, w = _conv_operands(node, x, w, refused=("output_shape", "auto_pad"))
+    dilation, groups = _dilations(node), int(node.attrs.get("group", 1))
     (top, left, bottom, right) = [int(p) for p in node.attrs.get("pads", [0] * 4)]
     strides, extra = tuple(node.attrs.get("strides", [1, 1])), tuple(node.attrs.get("output_padding", [0, 0]))
     bias = None if b is None else _as_tensor(b)
     if (top, left) == (bottom, right):
-        return F.conv_transpose2d(x, w, bias, strides, (top, left), extra)
-    y = F.conv_transpose2d(x, w, bias, strides, 0, extra)  # pads crop the output: asymmetric ones by slicing
+        return F.conv_transpose2d(x, w, bias, strides, (top, left), extra, groups, dilation)
+    y = F.conv_transpose2d(x, w, bias, strides, 0, extra, groups, dilation)  # asymmetric pads: crop by slicing
     return y[:, :, top:y.shape[2] - bottom, left:y.shape[3] - right]
 
 
 def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_pad: bool,
-            ceil_mode: bool = False) -> Tensor:
+            ceil_mode: bool = False, dilation=(1, 1)) -> Tensor:
     """Max/average pooling of ``x: (N, C, H, W)`` with ONNX's (possibly asymmetric) pads.
 
     ``ceil_mode``: the engine's is PyTorch's, and onnxruntime's is the same rule (a last window
     must start before the end pad). Asymmetric pads are padded explicitly, where the engine counts
     them as input, so its output can have one window more, which is dropped.
     """
-    sizes = zip(x.shape[2:], kernel, strides, begins, ends)
+    sizes = zip(x.shape[2:], _span(kernel, dilation), strides, begins, ends)
     oh, ow = (ceil_pool_size(*a) for a in sizes) if ceil_mode else (None, None)
 
     def crop(t):
@@ -566,7 +574,7 @@ def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_p
 
     if kind == "max":
         xs, padding = _symmetric(x, begins, ends, -np.inf)
-        return crop(F.max_pool2d(xs, kernel, strides, padding, ceil_mode=ceil_mode))
+        return crop(F.max_pool2d(xs, kernel, strides, padding, dilation, ceil_mode))
     xs, padding = _symmetric(x, begins, ends, 0.0)
     y = crop(F.avg_pool2d(xs, kernel, strides, padding, ceil_mode=ceil_mode))
     if count_include_pad or not any(begins + ends):
@@ -582,14 +590,17 @@ def _pool(kind: str):
         channels, and what is left (at most two axes) runs as 2-D pooling. PyTorch exports LRN as a
         3-D average pool with kernel (size, 1, 1), which this covers."""
         x = _as_tensor(x)
-        _check_dilations(node)
         ceil_mode = bool(node.attrs.get("ceil_mode", 0))
         kernel = [int(k) for k in node.attrs["kernel_shape"]]
         k = len(kernel)
         if x.ndim != k + 2:
             raise ValueError(f"kernel_shape {kernel} does not fit an input of shape {x.shape}")
+        dilations = list(_dilations(node, k))
+        if kind == "avg" and max(dilations) > 1:
+            raise NotImplementedError(f"OnnxModule: {node.where()}: dilations={dilations} is not supported for "
+                                      f"average pooling (PyTorch's has none)")
         strides = [int(s) for s in node.attrs.get("strides", [1] * k)]  # ONNX's default stride is 1
-        begins, ends = _spatial_pads(node, x.shape[2:], tuple(kernel), tuple(strides))
+        begins, ends = _spatial_pads(node, x.shape[2:], _span(kernel, dilations), tuple(strides))
         active = [i for i in range(k) if kernel[i] != 1 or strides[i] != 1 or begins[i] or ends[i]]
         if len(active) > 2:
             raise NotImplementedError(f"OnnxModule: {node.where()}: pooling over more than two axes "
@@ -607,7 +618,7 @@ def _pool(kind: str):
             return [vals[i] for i in window] + [default] * len(unit)
 
         y4 = _pool2d(kind, x4, pick(kernel, 1), pick(strides, 1), pick(begins, 0), pick(ends, 0),
-                     bool(node.attrs.get("count_include_pad", 0)), ceil_mode)
+                     bool(node.attrs.get("count_include_pad", 0)), ceil_mode, pick(dilations, 1))
         if x4 is x:
             return y4
         y = y4.reshape(x.shape[0], x.shape[1], *[x.shape[2 + i] for i in passive], *y4.shape[2:2 + len(window)])

@@ -62,20 +62,21 @@ class ModelSummary:
 def layer_macs(module: Module, output: Any) -> int:
     """Multiply-accumulates of one call, per example (bias adds not counted, as torchinfo).
 
-    Conv2d: ``OC * OH * OW * C * kh * kw``; ConvTranspose2d: ``C * H * W * OC * kh * kw`` (every input
-    pixel times the whole kernel; ``H, W`` from the output size); Linear: ``in * out`` per output row;
-    others 0.
+    Conv2d: ``OC * OH * OW * C/groups * kh * kw``; ConvTranspose2d: ``C * H * W * OC/groups * kh * kw``
+    (every input pixel times its group's kernels; ``H, W`` from the output size); Linear:
+    ``in * out`` per output row; others 0.
     """
     kind = type(module).__name__
     shape = tuple(output.shape) if isinstance(output, Tensor) else ()
     if kind == "Conv2d" and len(shape) == 4:
         kh, kw = module.kernel_size
-        return int(np.prod(shape[1:])) * module.in_channels * kh * kw
+        return int(np.prod(shape[1:])) * (module.in_channels // module.groups) * kh * kw
     if kind == "ConvTranspose2d" and len(shape) == 4:
         kh, kw = module.kernel_size
-        h, w = ((o + 2 * p - k - e) // s + 1 for o, k, s, p, e in
-                zip(shape[2:], module.kernel_size, module.stride, module.padding, module.output_padding))
-        return module.in_channels * h * w * module.out_channels * kh * kw
+        h, w = ((o + 2 * p - d * (k - 1) - 1 - e) // s + 1 for o, k, s, p, e, d in
+                zip(shape[2:], module.kernel_size, module.stride, module.padding, module.output_padding,
+                    module.dilation))
+        return module.in_channels * h * w * (module.out_channels // module.groups) * kh * kw
     if kind == "Linear" and len(shape) >= 1:
         rows = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
         return rows * module.in_features * module.out_features
