@@ -330,7 +330,7 @@ class SoftmaxCrossEntropy(Function):
         return (p - Tensor._wrap(onehot)) * (gy * (1.0 / max(n, 1)))
 
 
-def _check_target(logits: Tensor, target: Any, op: str = "softmax_cross_entropy"):
+def _check_target(logits: Tensor, target: Any, op: str = "softmax_cross_entropy", ignore_index: int = -100):
     if logits.ndim != 2:
         raise ValueError(f"{op}: logits must be (N, K), got shape {logits.shape}")
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
@@ -343,9 +343,9 @@ def _check_target(logits: Tensor, target: Any, op: str = "softmax_cross_entropy"
             raise ValueError(f"{op}: label array must be integer, got dtype {t.dtype}")
         if t.shape[0] != n:
             raise ValueError(f"{op}: logits {logits.shape} and labels {t.shape} differ in batch size")
-        if t.size and (t.min() < 0 or t.max() >= k):
-            bad = t[(t < 0) | (t >= k)][0]
-            raise ValueError(f"{op}: label {int(bad)} out of range [0, {k}) for logits {logits.shape}")
+        out = ((t < 0) | (t >= k)) & (t != ignore_index)
+        if t.size and out.any():
+            raise ValueError(f"{op}: label {int(t[out][0])} out of range [0, {k}) for logits {logits.shape}")
     elif t.ndim == 2:
         if t.shape != (n, k):
             raise ValueError(f"{op}: one-hot target {t.shape} does not match logits {logits.shape}")
@@ -371,6 +371,26 @@ def _check_reduction(op: str, reduction: str) -> None:
         raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, got {reduction!r}")
 
 
+def _class_weight(op: str, weight: Any, k: int, dtype):
+    """PyTorch's ``weight``: a rescaling per class, ``(K,)``, a constant here as there (no gradient)."""
+    if weight is None:
+        return None
+    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    if w.dtype.kind not in "iuf" or w.shape != (k,):
+        raise ValueError(f"{op}: weight must be a float array of one value per class, shape ({k},), got "
+                         f"{w.dtype} of shape {w.shape}")
+    return w.astype(dtype if np.dtype(dtype).kind == "f" else np.float32, copy=False)
+
+
+def _check_loss_options(op: str, ignore_index: Any, label_smoothing: Any) -> float:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"{op}: ignore_index must be an int, got {type(ignore_index).__name__} {ignore_index!r}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be a float in [0, 1], got {label_smoothing!r}")
+    return float(label_smoothing)
+
+
 def _nll_per_sample(logp: Tensor, t) -> Tensor:
     """``-logp[i, t[i]]`` for labels ``t (N,)``, ``-sum(logp * t, 1)`` for one-hot / probabilities ``(N, K)``."""
     if t.ndim == 1:
@@ -378,33 +398,80 @@ def _nll_per_sample(logp: Tensor, t) -> Tensor:
     return -(logp * Tensor._wrap(t)).sum(axis=1)  # _check_target gave t the logits' dtype
 
 
-def softmax_cross_entropy(logits: Tensor, target: Any, *, reduction: str = "mean") -> Tensor:
-    """Mean cross-entropy of ``logits (N, K)`` against labels ``(N,)`` or one-hot ``(N, K)``; 0-d.
+def _weighted_nll(logp: Tensor, t, weight, ignore_index: int, reduction: str, smoothing: float = 0.0) -> Tensor:
+    """PyTorch's ``nll_loss`` / ``cross_entropy`` with class ``weight``, ``ignore_index`` and ``label_smoothing``.
 
-    ``reduction`` as PyTorch's: ``'mean'`` (default, the fused op), ``'sum'``, or ``'none'`` (the
-    ``(N,)`` per-sample losses).
+    Labels ``t (N,)``: sample i costs ``-w[t_i] * logp[i, t_i]`` (0 where ``t_i == ignore_index``); the
+    mean divides by ``sum of w[t_i]`` over the kept samples. Smoothing mixes in ``-sum_c w[c] logp[i, c] / K``
+    with weight ``smoothing``, divided by the same sum. Probabilities ``t (N, K)``: smoothed to
+    ``t (1 - smoothing) + smoothing / K``, weighted per class, the mean over N.
+    """
+    n, k = logp.shape
+    xp = get_array_module(logp.data)
+    if t.ndim == 2:
+        if smoothing:
+            t = t * t.dtype.type(1 - smoothing) + t.dtype.type(smoothing / k)
+        per = -(logp * Tensor._wrap(t if weight is None else t * weight)).sum(axis=1)
+        return _reduce_loss(per, reduction)
+    keep = t != ignore_index
+    safe = xp.where(keep, t, 0)
+    wy = keep.astype(logp.dtype) if weight is None else weight[safe] * keep
+    per = -logp[xp.arange(n), safe] * Tensor._wrap(wy)
+    smooth = None
+    if smoothing:
+        smooth = -(logp if weight is None else logp * Tensor._wrap(weight)).sum(axis=1) * Tensor._wrap(
+            keep.astype(logp.dtype))
+    if reduction == "none":
+        return per if smooth is None else per * (1 - smoothing) + smooth * (smoothing / k)
+    total = float(wy.sum())
+    if reduction == "mean" and not total:  # every sample ignored: NaN with zero gradients, as PyTorch
+        return per.sum() * 0.0 + Tensor._wrap(xp.asarray(xp.nan, dtype=per.dtype))
+    scale = 1.0 if reduction == "sum" else 1.0 / total
+    loss = per.sum() * scale
+    return loss if smooth is None else loss * (1 - smoothing) + smooth.sum() * (scale * smoothing / k)
+
+
+def softmax_cross_entropy(logits: Tensor, target: Any, weight: Any = None, *, ignore_index: int = -100,
+                          reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy of ``logits (N, K)`` against labels ``(N,)`` or one-hot / probabilities ``(N, K)``; 0-d.
+
+    PyTorch's ``F.cross_entropy`` options: ``weight (K,)`` rescales each class, labels equal to
+    ``ignore_index`` count for nothing (not even in the mean's divisor), ``label_smoothing`` mixes
+    the target with the uniform distribution, ``reduction`` is ``'mean'`` (default), ``'sum'`` or
+    ``'none'`` (per-sample losses ``(N,)``). The plain mean is one fused op.
     """
     _check_reduction("cross_entropy", reduction)
+    smoothing = _check_loss_options("cross_entropy", ignore_index, label_smoothing)
     logits = as_tensor(logits)
-    t = _check_target(logits, target)
-    if reduction == "mean":
-        return SoftmaxCrossEntropy(t)(logits)
-    return _reduce_loss(_nll_per_sample(log_softmax(logits, 1), t), reduction)
+    t = _check_target(logits, target, ignore_index=ignore_index)
+    w = _class_weight("cross_entropy", weight, logits.shape[1], logits.dtype)
+    ignored = t.ndim == 1 and bool((t == ignore_index).any())
+    if w is None and not smoothing and not ignored:
+        if reduction == "mean":
+            return SoftmaxCrossEntropy(t)(logits)
+        return _reduce_loss(_nll_per_sample(log_softmax(logits, 1), t), reduction)
+    return _weighted_nll(log_softmax(logits, 1), t, w, ignore_index, reduction, smoothing)
 
 
 cross_entropy = softmax_cross_entropy
 
 
-def nll_loss(input: Tensor, target: Any, *, reduction: str = "mean") -> Tensor:  # noqa: A002 - torch's name
+def nll_loss(input: Tensor, target: Any, weight: Any = None, *, ignore_index: int = -100,  # noqa: A002 - torch's
+             reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities ``input (N, K)`` (e.g. ``log_softmax(x, dim=1)``)
-    at int labels ``target (N,)``, as PyTorch's ``F.nll_loss``: ``-input[i, target[i]]``, averaged
-    (``reduction='mean'``), summed (``'sum'``) or per sample (``'none'``)."""
+    at int labels ``target (N,)``, as PyTorch's ``F.nll_loss``: ``-weight[t] * input[i, t]`` with
+    ``t = target[i]``, averaged over the weights (``reduction='mean'``), summed (``'sum'``) or per
+    sample (``'none'``); labels equal to ``ignore_index`` count for nothing."""
     _check_reduction("nll_loss", reduction)
+    _check_loss_options("nll_loss", ignore_index, 0.0)
     input = as_tensor(input)
-    t = _check_target(input, target, "nll_loss")
+    t = _check_target(input, target, "nll_loss", ignore_index)
     if t.ndim != 1:
         raise ValueError(f"nll_loss: target must be int labels (N,), got shape {t.shape}")
-    return _reduce_loss(_nll_per_sample(input, t), reduction)
+    w = _class_weight("nll_loss", weight, input.shape[1], input.dtype)
+    if w is None and not (t == ignore_index).any():
+        return _reduce_loss(_nll_per_sample(input, t), reduction)
+    return _weighted_nll(input, t, w, ignore_index, reduction)
 
 
 # --------------------------------------------------------------------------- dropout

@@ -13,14 +13,14 @@ from .. import random as _random
 from ..tensor import Tensor
 
 
-def calculate_fan_in_and_fan_out(t: Tensor) -> tuple[int, int]:
+def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     """fan_in/fan_out of a (out, in) or (out, in, kh, kw) weight."""
-    if t.ndim < 2:
-        raise ValueError(f"fan in/out needs a tensor with >= 2 dims, got shape {t.shape}")
+    if tensor.ndim < 2:
+        raise ValueError(f"fan in/out needs a tensor with >= 2 dims, got shape {tensor.shape}")
     receptive = 1
-    for s in t.shape[2:]:
+    for s in tensor.shape[2:]:
         receptive *= s
-    return t.shape[1] * receptive, t.shape[0] * receptive
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
 _LINEAR_FNS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
@@ -52,25 +52,25 @@ def _fill(t: Tensor, values) -> Tensor:
     return t
 
 
-def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(t, _random.get_rng().uniform(a, b, t.shape))
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    return _fill(tensor, _random.get_rng().uniform(a, b, tensor.shape))
 
 
-def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(t, _random.get_rng().normal(mean, std, t.shape))
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    return _fill(tensor, _random.get_rng().normal(mean, std, tensor.shape))
 
 
-def constant_(t: Tensor, value: float) -> Tensor:
-    t.data[...] = value
-    return t
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    tensor.data[...] = val
+    return tensor
 
 
-def zeros_(t: Tensor) -> Tensor:
-    return constant_(t, 0.0)
+def zeros_(tensor: Tensor) -> Tensor:
+    return constant_(tensor, 0.0)
 
 
-def ones_(t: Tensor) -> Tensor:
-    return constant_(t, 1.0)
+def ones_(tensor: Tensor) -> Tensor:
+    return constant_(tensor, 1.0)
 
 
 def _fan(t: Tensor, mode: str) -> int:
@@ -88,29 +88,29 @@ def _zero_element(t: Tensor) -> bool:
     return True
 
 
-def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
-    if _zero_element(t):
-        return t
-    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(t, mode))
-    return uniform_(t, -bound, bound)
+def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+    if _zero_element(tensor):
+        return tensor
+    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
+    return uniform_(tensor, -bound, bound)
 
 
-def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
     """He init: ``N(0, gain^2 / fan)``; with ``nonlinearity='relu'`` the book's ``sqrt(2 / n)``."""
-    if _zero_element(t):
-        return t
-    return normal_(t, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(t, mode)))
+    if _zero_element(tensor):
+        return tensor
+    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode)))
 
 
-def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
-    fan_in, fan_out = calculate_fan_in_and_fan_out(t)
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(t, -bound, bound)
+    return uniform_(tensor, -bound, bound)
 
 
-def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
-    fan_in, fan_out = calculate_fan_in_and_fan_out(t)
-    return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
 he_normal_ = kaiming_normal_

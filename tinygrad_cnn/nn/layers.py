@@ -396,20 +396,29 @@ class ModuleList(Module):
 
 
 class CrossEntropyLoss(Module):
-    """Softmax cross-entropy of logits (N, K) against labels (N,) or one-hot (N, K); ``reduction``
-    ``'mean'`` (default), ``'sum'`` or ``'none'``, as PyTorch's."""
+    """Softmax cross-entropy of logits (N, K) against labels (N,) or one-hot (N, K), with
+    ``F.cross_entropy``'s ``weight``, ``ignore_index``, ``reduction`` and ``label_smoothing`` (PyTorch's)."""
 
-    def __init__(self, *, reduction: str = "mean"):
+    def __init__(self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
         super().__init__()
-        F._check_reduction("CrossEntropyLoss", reduction)
-        self.reduction = reduction
+        F._check_reduction(type(self).__name__, reduction)
+        self.label_smoothing = F._check_loss_options(type(self).__name__, ignore_index, label_smoothing)
+        self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
 
     def forward(self, logits: Tensor, target: Any) -> Tensor:
-        return F.softmax_cross_entropy(logits, target, reduction=self.reduction)
+        return F.softmax_cross_entropy(logits, target, self.weight, ignore_index=self.ignore_index,
+                                       reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
-class NLLLoss(CrossEntropyLoss):
+class NLLLoss(Module):
     """``F.nll_loss`` of log-probabilities (N, K) at labels (N,): pair it with ``LogSoftmax(dim=1)``."""
 
+    def __init__(self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__()
+        F._check_reduction("NLLLoss", reduction)
+        F._check_loss_options("NLLLoss", ignore_index, 0.0)
+        self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
+
     def forward(self, log_probs: Tensor, target: Any) -> Tensor:
-        return F.nll_loss(log_probs, target, reduction=self.reduction)
+        return F.nll_loss(log_probs, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)

@@ -1,0 +1,112 @@
+"""cross_entropy / nll_loss with PyTorch's weight, ignore_index and label_smoothing, against torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tc
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor, nn
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def _case(rng, trial):
+    """A random batch: labels (some ignored) or probabilities, with or without class weights."""
+    n, k = int(rng.integers(1, 6)), int(rng.integers(2, 6))
+    x = rng.standard_normal((n, k))
+    ignore = -100
+    if trial % 3 == 2:
+        t = rng.random((n, k))
+        t /= t.sum(1, keepdims=True)
+    else:
+        t = rng.integers(0, k, n)
+        if trial % 4 == 0:
+            ignore = -100 if trial % 8 == 0 else 1
+            t[rng.random(n) < 0.4] = ignore
+    w = rng.random(k) + 0.1 if trial % 2 else None
+    return x, t, w, ignore
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_cross_entropy_options_match_torch(reduction, smoothing):
+    rng = np.random.default_rng(int(smoothing * 10) + len(reduction))
+    for trial in range(60):
+        x, t, w, ignore = _case(rng, trial)
+        xs, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y = F.cross_entropy(xs, t, w, ignore_index=ignore, reduction=reduction, label_smoothing=smoothing)
+        yt = TF.cross_entropy(xt, torch.tensor(t), None if w is None else torch.tensor(w), ignore_index=ignore,
+                              reduction=reduction, label_smoothing=smoothing)
+        g = rng.standard_normal(y.shape)
+        y.backward(Tensor(g))
+        yt.backward(torch.tensor(g))
+        np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_loss_weight_and_ignore_index_match_torch(reduction):
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        x, t, w, ignore = _case(rng, 3 * trial)  # labels only
+        xs, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y = F.nll_loss(F.log_softmax(xs, dim=1), t, w, ignore_index=ignore, reduction=reduction)
+        yt = TF.nll_loss(torch.log_softmax(xt, 1), torch.tensor(t), None if w is None else torch.tensor(w),
+                         ignore_index=ignore, reduction=reduction)
+        g = rng.standard_normal(y.shape)
+        y.backward(Tensor(g))
+        yt.backward(torch.tensor(g))
+        np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_every_label_ignored_gives_nan_with_zero_gradient_as_torch():
+    x = Tensor(np.random.default_rng(4).standard_normal((3, 4)), requires_grad=True)
+    for w in (None, np.ones(4)):
+        x.grad = None
+        loss = F.cross_entropy(x, np.array([-100, -100, -100]), w, label_smoothing=0.2)
+        loss.backward()
+        assert np.isnan(loss.item())
+        np.testing.assert_array_equal(x.grad.data, 0.0)
+
+
+def test_float32_stays_float32_and_gradcheck_passes():
+    rng = np.random.default_rng(5)
+    x32 = Tensor(rng.standard_normal((4, 5)).astype(np.float32), requires_grad=True)
+    y = F.cross_entropy(x32, np.array([0, 3, -100, 1]), np.arange(1, 6), label_smoothing=0.1)
+    y.backward()
+    assert y.dtype == np.float32 and x32.grad.dtype == np.float32
+    x = Tensor(rng.standard_normal((4, 5)), requires_grad=True)
+    assert tc.gradcheck(lambda x: F.cross_entropy(x, np.array([0, 3, 2, 1]), np.linspace(0.5, 2, 5),
+                                                  ignore_index=3, label_smoothing=0.2), (x,))
+    assert tc.gradcheck(lambda x: F.cross_entropy(x, np.eye(5)[[1, 0, 4, 2]], np.linspace(0.5, 2, 5),
+                                                  reduction="sum", label_smoothing=0.1), (x,))
+
+
+def test_loss_modules_take_pytorchs_arguments():
+    rng = np.random.default_rng(6)
+    x, t, w = rng.standard_normal((5, 4)), np.array([0, 3, 1, 1, 2]), rng.random(4) + 0.5
+    ours = nn.CrossEntropyLoss(w, ignore_index=1, label_smoothing=0.05)(Tensor(x), t)
+    theirs = torch.nn.CrossEntropyLoss(torch.tensor(w), ignore_index=1, label_smoothing=0.05)(torch.tensor(x),
+                                                                                               torch.tensor(t))
+    np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-12)
+    ours = nn.NLLLoss(w, reduction="sum")(F.log_softmax(Tensor(x), dim=1), t)
+    theirs = torch.nn.NLLLoss(torch.tensor(w), reduction="sum")(torch.log_softmax(torch.tensor(x), 1), torch.tensor(t))
+    np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda x: F.cross_entropy(x, [0, 1], np.ones(3)), ValueError,
+     r"cross_entropy: weight must be a float array of one value per class, shape \(4,\)"),
+    (lambda x: F.cross_entropy(x, [0, 1], label_smoothing=1.5), ValueError,
+     r"label_smoothing must be a float in \[0, 1\]"),
+    (lambda x: F.cross_entropy(x, [0, 1], ignore_index=0.5), TypeError, "ignore_index must be an int"),
+    (lambda x: F.cross_entropy(x, [0, -1]), ValueError, r"label -1 out of range \[0, 4\)"),
+    (lambda x: F.nll_loss(x, [0, 7], ignore_index=7, reduction="avg"), ValueError, "reduction must be one of"),
+], ids=range(5))
+def test_bad_loss_options_are_refused_clearly(call, error, match):
+    with pytest.raises(error, match=match):
+        call(Tensor(np.zeros((2, 4))))
