@@ -182,11 +182,6 @@ def test_layer_options_are_checked_at_construction(make, match):
         make()
 
 
-def test_reflect_padding_mode_is_refused_clearly():
-    with pytest.raises(NotImplementedError, match="padding_mode='reflect' is not supported, only 'zeros'"):
-        nn.Conv2d(3, 3, 3, padding_mode="reflect")
-
-
 def test_functional_group_mismatch_names_the_op_and_shapes():
     x, w = Tensor(np.ones((1, 4, 5, 5))), Tensor(np.ones((6, 4, 3, 3)))
     with pytest.raises(ValueError, match=r"conv2d: input of shape \(1, 4, 5, 5\) has 4 channels but weight of "

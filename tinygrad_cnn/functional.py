@@ -616,12 +616,85 @@ class Pad(Function):
         return {"pads": self.widths, "value": self.value}
 
 
-def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
-    """PyTorch's ``F.pad``: ``pad = (left, right, top, bottom, ...)`` from the last axis backwards."""
-    x = as_tensor(x)
+def _pad_source(size: int, before: int, after: int, mode: str):
+    """Which input position each of the ``before + size + after`` output positions copies, one axis."""
+    pos = np.arange(-before, size + after)
+    if mode == "replicate":
+        return np.clip(pos, 0, size - 1)
+    if mode == "circular":
+        return pos % size
+    period = 2 * (size - 1)  # reflect: mirror at the edges without repeating them (NumPy's 'reflect')
+    pos = np.abs(pos) % period if period else np.zeros_like(pos)
+    return np.where(pos >= size, period - pos, pos)
+
+
+class PadMode(Function):
+    """``reflect``/``replicate``/``circular`` padding: a gather along each padded axis."""
+
+    keeps_inputs = False
+
+    def __init__(self, widths, mode: str):
+        self.widths, self.mode = tuple(widths), mode
+
+    def sources(self, shape):
+        return [None if w == (0, 0) else _pad_source(n, *w, self.mode) for n, w in zip(shape, self.widths)]
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        for axis, src in enumerate(self.sources(x.shape)):
+            if src is not None:
+                x = x.take(src, axis=axis)  # (slow only on the few border positions: one gather per axis)
+        return x
+
+    def backward(self, gy):
+        return PadModeAdjoint(self)(gy)
+
+    def attrs(self):
+        return {"pads": self.widths, "mode": self.mode}
+
+
+class PadModeAdjoint(Function):
+    """Gradient of :class:`PadMode`: every output position's gradient added back to the input position it copied."""
+
+    keeps_inputs = False
+
+    def __init__(self, pad: PadMode):
+        self.pad = pad
+
+    def forward(self, gy):
+        xp = get_array_module(gy)
+        for axis, src in reversed(list(enumerate(self.pad.sources(self.pad.in_shape)))):
+            if src is None:
+                continue
+            before, size = self.pad.widths[axis][0], self.pad.in_shape[axis]
+            g = gy.take(xp.arange(before, before + size), axis=axis)  # the copy of each position itself
+            border = np.r_[0:before, before + size:len(src)]
+            lead = (slice(None),) * axis
+            xp.add.at(g, (*lead, src[border]), gy.take(border, axis=axis))
+            gy = g
+        return gy
+
+    def backward(self, ggx):
+        return PadMode(self.pad.widths, self.pad.mode)(ggx)
+
+
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad(input: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float | None = None) -> Tensor:  # noqa: A002
+    """PyTorch's ``F.pad``: ``pad = (left, right, top, bottom, ...)`` from the last axis backwards.
+
+    ``mode``: ``'constant'`` (with ``value``, default 0), ``'reflect'`` (mirror without repeating
+    the edge; each pad smaller than its axis), ``'replicate'`` (repeat the edge) or ``'circular'``
+    (wrap around; each pad at most its axis). Any axes may be padded in every mode (PyTorch limits
+    the non-constant ones to the last three of a batched input).
+    """
+    x = as_tensor(input)
     if not isinstance(pad, (tuple, list)) or not all(isinstance(p, Integral) and not isinstance(p, bool) for p in pad):
         raise TypeError(f"pad: padding must be a tuple of ints (left, right, top, bottom, ...), got {pad!r:.80}")
-    if not isinstance(_py_scalar(value), Real):
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {', '.join(map(repr, _PAD_MODES))}, got {mode!r:.40}")
+    if value is not None and not isinstance(_py_scalar(value), Real):
         raise TypeError(f"pad: value must be a number, got {type(value).__name__} {value!r:.40}")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: padding {pad} does not fit a tensor of shape {x.shape}")
@@ -629,8 +702,17 @@ def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
         raise ValueError(f"pad: negative padding {pad} is not supported")
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
-        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return Pad(widths, _py_scalar(value))(x)
+        widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if mode == "constant":
+        return Pad(widths, 0.0 if value is None else _py_scalar(value))(x)
+    if value not in (None, 0):
+        raise ValueError(f"pad: value={value!r} applies to mode='constant' only, not {mode!r}")
+    for n, (b, a) in zip(x.shape, widths):
+        limit = n - 1 if mode == "reflect" else n if mode == "circular" else (1 << 62 if n else 0)
+        if (b or a) and max(b, a) > limit:
+            raise ValueError(f"pad: {mode} padding {(b, a)} is too large for an axis of size {n} of input shape "
+                             f"{x.shape} (at most {limit})")
+    return PadMode(widths, mode)(x)
 
 
 def reshape(x: Tensor, *shape) -> Tensor:

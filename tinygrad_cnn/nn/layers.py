@@ -53,11 +53,11 @@ def _conv_options(layer: str, in_channels: int, out_channels: int, dilation: Any
     """Conv2d/ConvTranspose2d's ``dilation``, ``groups`` and ``padding_mode``, checked as PyTorch does."""
     d = _pair(dilation, "dilation", layer, 1)
     g = _check_groups(layer, groups, in_channels, out_channels, ("in_channels", "out_channels"))
-    if padding_mode != "zeros":
-        if padding_mode in ("reflect", "replicate", "circular"):
-            raise NotImplementedError(f"{layer}: padding_mode={padding_mode!r} is not supported, only 'zeros'")
+    if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
         raise ValueError(f"{layer}: padding_mode must be one of 'zeros', 'reflect', 'replicate' or 'circular', "
                          f"got {padding_mode!r}")
+    if padding_mode != "zeros" and layer == "ConvTranspose2d":
+        raise ValueError(f"{layer}: only padding_mode='zeros' is supported, as in PyTorch, got {padding_mode!r}")
     return d, g
 
 
@@ -71,7 +71,8 @@ def _conv_repr(m: Module, extra: str = "") -> str:
     s += extra
     if m.groups != 1:
         s += f", groups={m.groups}"
-    return s + ("" if m.bias is not None else ", bias=False")
+    s += "" if m.bias is not None else ", bias=False"
+    return s + ("" if m.padding_mode == "zeros" else f", padding_mode={m.padding_mode}")
 
 
 class Conv2d(Module):
@@ -79,7 +80,7 @@ class Conv2d(Module):
 
     PyTorch's arguments, in its order. ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` or
     ``'same'`` (stride 1 only, as PyTorch; the string is kept as ``self.padding``). ``padding_mode``:
-    only ``'zeros'``.
+    ``'zeros'``, or ``'reflect'``/``'replicate'``/``'circular'`` (an explicit ``F.pad`` first).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
@@ -111,8 +112,16 @@ class Conv2d(Module):
         _reset_like_pytorch(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":  # pad explicitly in that mode, then a convolution without padding
+            return _naming_layer(self, self._mode_padded_conv, x)
         return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                              self.groups)
+
+    def _mode_padded_conv(self, x: Tensor) -> Tensor:
+        span = tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size))
+        (ph, pw), (eh, ew) = conv_padding("Conv2d", self.padding, self.stride, span)
+        x = F.pad(x, (pw, pw + ew, ph, ph + eh), self.padding_mode)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return _conv_repr(self)

@@ -500,12 +500,21 @@ def _lrn(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
     b.add("Mul", [ins[0], d], {}, out, fn, batch_axis=axis)
 
 
+_ONNX_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
 def _pad(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
     a = fn.attrs()
-    pads = [int(w[0]) for w in a["pads"]] + [int(w[1]) for w in a["pads"]]
+    pads = b.const(np.array([int(w[0]) for w in a["pads"]] + [int(w[1]) for w in a["pads"]], dtype=np.int64), "pads")
+    if "mode" in a:  # PadMode: ONNX's reflect is PyTorch's (no edge repeat), edge its replicate, wrap its circular
+        mode = _ONNX_PAD_MODES[a["mode"]]
+        if mode == "wrap" and b.opset < 19:
+            raise NotImplementedError(f"onnx.export: circular padding needs Pad's 'wrap' mode, opset 19 or newer "
+                                      f"(this export: opset {b.opset}); pass opset=19")
+        b.add("Pad", [ins[0], pads], {"mode": mode}, out, fn, batch_axis=b.axis_of(fn.inputs[0]))
+        return
     value = b.const(np.array(a["value"], dtype=out.dtype), "pad_value")
-    b.add("Pad", [ins[0], b.const(np.array(pads, dtype=np.int64), "pads"), value], {"mode": "constant"}, out, fn,
-          batch_axis=b.axis_of(fn.inputs[0]))
+    b.add("Pad", [ins[0], pads, value], {"mode": "constant"}, out, fn, batch_axis=b.axis_of(fn.inputs[0]))
 
 
 def _cast(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
@@ -609,6 +618,7 @@ _HANDLERS = {
     "LogSoftmax": _softmax("LogSoftmax"),
     "LocalResponseNorm": _lrn,
     "Pad": _pad,
+    "PadMode": _pad,
     "Cast": _cast,
     "BroadcastTo": _broadcast_to,
     "SumTo": _sum_to,

@@ -659,8 +659,8 @@ def _lrn(m: OnnxModule, node: _Node, x: Any) -> Tensor:
 def _pad(m: OnnxModule, node: _Node, x: Any, pads: Any = None, value: Any = None, axes: Any = None) -> Tensor:
     x = _as_tensor(x)
     mode = node.attrs.get("mode", "constant")
-    if mode != "constant":
-        raise NotImplementedError(f"OnnxModule: {node.where()}: mode={mode!r} is not supported (constant only)")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise NotImplementedError(f"OnnxModule: {node.where()}: mode={mode!r} is not supported")
     p = _const(pads, node, "pads").tolist() if pads is not None else list(node.attrs["pads"])
     ax = _axes(node, axes, x.ndim) or list(range(x.ndim))
     widths = [(0, 0)] * x.ndim
@@ -669,6 +669,9 @@ def _pad(m: OnnxModule, node: _Node, x: Any, pads: Any = None, value: Any = None
         widths[a] = (int(p[i]), int(p[i + k]))
     if any(w < 0 for pair in widths for w in pair):
         raise NotImplementedError(f"OnnxModule: {node.where()}: negative pads {p} are not supported")
+    if mode != "constant":  # ONNX's edge is PyTorch's replicate, wrap its circular
+        torch_mode = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}[mode]
+        return F.pad(x, tuple(w for pair in reversed(widths) for w in pair), torch_mode)
     v = float(np.asarray(value).ravel()[0]) if value is not None and np.size(value) else node.attrs.get("value", 0.0)
     return F.Pad(widths, v)(x)
 
