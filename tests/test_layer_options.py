@@ -396,3 +396,37 @@ def test_same_padding_conv_export_matches_onnxruntime(kernel, tmp_path):
     pads = list(next(a for a in convs[0].attribute if a.name == "pads").ints)
     assert pads == [(kh - 1) // 2, (kw - 1) // 2] * 2
     assert any(n.op_type == "Pad" for n in proto.graph.node) == (kh % 2 == 0 or kw % 2 == 0)
+
+
+# --------------------------------------------------------------------------- avg_pool2d divisor_override
+
+
+@pytest.mark.parametrize("divisor", [1, 4, 7, -3])
+@pytest.mark.parametrize("shape,k,s,p", POOL_CASES[:6], ids=str)
+def test_avg_pool_divisor_override_matches_torch(shape, k, s, p, divisor):
+    x = np.random.default_rng(11).standard_normal((2, 3, *shape))
+    for ceil, cip in itertools.product((False, True), (True, False)):
+        try:
+            TF.avg_pool2d(torch.tensor(x), k, s, p, ceil, cip, divisor)
+        except RuntimeError:
+            continue
+        compare(lambda t, c=ceil, i=cip: F.avg_pool2d(t, k, s, p, c, i, divisor),
+                lambda t, c=ceil, i=cip: TF.avg_pool2d(t, k, s, p, c, i, divisor), [x], np.float64)
+
+
+def test_avg_pool_divisor_override_gradchecks_exports_and_checks(tmp_path):
+    x = Tensor(np.random.default_rng(12).standard_normal((2, 2, 6, 5)), requires_grad=True)
+    assert tc.gradcheck(lambda t: F.avg_pool2d(t, 3, 2, 1, True, False, 4), (x,))
+    assert tc.gradgradcheck(lambda t: F.avg_pool2d(t, 3, 2, 1, True, False, 4), (x,))
+    with pytest.raises(ValueError, match="avg_pool2d: divisor_override must be a nonzero int or None, got 0"):
+        F.avg_pool2d(x, 2, divisor_override=0)
+    layer = nn.AvgPool2d(3, 2, 1, False, True, 4)
+    assert layer.divisor_override == 4 and repr(layer) == repr(torch.nn.AvgPool2d(3, 2, 1, False, True, 4))
+    ort = pytest.importorskip("onnxruntime")
+    x32 = np.random.default_rng(13).standard_normal((2, 3, 8, 7)).astype(np.float32)
+    model = nn.Sequential(layer).eval()
+    path = tc.onnx.export(model, Tensor(x32), tmp_path / "avg.onnx")
+    session = ort.InferenceSession(str(path))
+    ref = model(Tensor(x32)).data
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x32})[0], ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tc.onnx.load(path)(Tensor(x32)).data, ref, rtol=1e-6, atol=1e-6)

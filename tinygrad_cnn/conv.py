@@ -1381,11 +1381,30 @@ class AvgPool2d(_Pool):
 
     ``count_include_pad=False`` divides by the number of real pixels of each window; ceil-mode
     windows hanging over the bottom/right edge are clipped to the padded input (see :func:`_avg_divisor`).
+    ``divisor_override``: divide every window's sum by this instead (PyTorch's).
     """
 
-    def __init__(self, kernel, stride, padding, ceil_mode: bool = False, count_include_pad: bool = True):
+    def __init__(self, kernel, stride, padding, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None):
         super().__init__(kernel, stride, padding, ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
+        self.count_include_pad, self.divisor_override = bool(count_include_pad), divisor_override
+
+    def scale(self, x_shape, xp, dtype):
+        """What each window's sum is multiplied (a number) or divided (an ``(OH, OW)`` array) by."""
+        if self.divisor_override:
+            return dtype.type(1.0 / self.divisor_override), None
+        kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(x_shape)
+        div = _avg_divisor(x_shape[2], x_shape[3], kh, kw, sh, sw, ph, pw, oh, ow, *self.extra(x_shape),
+                           self.count_include_pad, xp, dtype)
+        return (dtype.type(1.0 / (kh * kw)), None) if div is None else (None, div)
+
+    def attrs(self):
+        a = super().attrs()
+        if not self.count_include_pad:
+            a["count_include_pad"] = False
+        if self.divisor_override:
+            a["divisor_override"] = self.divisor_override
+        return a
 
     def forward(self, x):
         x = _as_float(x)  # an average of ints is float32, as ints.mean() (not a wrapped, truncated int)
@@ -1395,39 +1414,31 @@ class AvgPool2d(_Pool):
         y = _offset(xpad, 0, 0, sh, sw, oh, ow).copy()
         for k in range(1, kh * kw):
             y += _offset(xpad, k // kw, k % kw, sh, sw, oh, ow)
-        div = _avg_divisor(x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw, oh, ow, eh, ew, self.count_include_pad,
-                           get_array_module(x), y.dtype)
+        factor, div = self.scale(x.shape, get_array_module(x), y.dtype)
         if div is None:
-            y *= y.dtype.type(1.0 / (kh * kw))
+            y *= factor
         else:
             y /= div
         return y
 
     def backward(self, gy):
-        return AvgPool2dAdjoint(self.kernel, self.stride, self.padding, self.inputs[0].shape, self.ceil_mode,
-                                self.count_include_pad)(gy)
-
-    def attrs(self):
-        a = super().attrs()
-        if not self.count_include_pad:
-            a["count_include_pad"] = False
-        return a
+        return AvgPool2dAdjoint(self, self.inputs[0].shape)(gy)
 
 
 class AvgPool2dAdjoint(_Pool):
     """Spread ``gy (N, C, OH, OW)`` evenly over each window: the gradient of avg-pooling."""
 
-    def __init__(self, kernel, stride, padding, in_shape, ceil_mode: bool = False, count_include_pad: bool = True):
-        super().__init__(kernel, stride, padding, ceil_mode)
-        self.in_shape, self.count_include_pad = tuple(in_shape), bool(count_include_pad)
+    def __init__(self, pool: AvgPool2d, in_shape):
+        super().__init__(pool.kernel, pool.stride, pool.padding, pool.ceil_mode)
+        self.pool, self.in_shape = pool, tuple(in_shape)
 
     def forward(self, gy):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geometry(self.in_shape)
         eh, ew = self.extra(self.in_shape)
         xp = get_array_module(gy)
         n, c, h, w = self.in_shape
-        div = _avg_divisor(h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew, self.count_include_pad, xp, gy.dtype)
-        share = gy * gy.dtype.type(1.0 / (kh * kw)) if div is None else gy / div
+        factor, div = self.pool.scale(self.in_shape, xp, gy.dtype)
+        share = gy * factor if div is None else gy / div
         cols = xp.broadcast_to(share[:, :, None, None], (*gy.shape[:2], kh, kw, oh, ow))
         if not (eh or ew):
             return _scatter_windows(cols, self.in_shape, kh, kw, sh, sw, ph, pw)
@@ -1436,13 +1447,11 @@ class AvgPool2dAdjoint(_Pool):
         return img[:, :, ph:ph + h, pw:pw + w]
 
     def backward(self, ggx):
-        return AvgPool2d(self.kernel, self.stride, self.padding, self.ceil_mode, self.count_include_pad)(ggx)
+        p = self.pool
+        return AvgPool2d(p.kernel, p.stride, p.padding, p.ceil_mode, p.count_include_pad, p.divisor_override)(ggx)
 
     def attrs(self):
-        a = super().attrs()
-        if not self.count_include_pad:
-            a["count_include_pad"] = False
-        return a
+        return self.pool.attrs()
 
 
 def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
@@ -1469,17 +1478,21 @@ def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
 
 
 def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+               ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
     """Average-pooling of ``x: (N, C, H, W)`` (or unbatched ``(C, H, W)``), PyTorch's semantics.
 
     ``count_include_pad=True`` (default) counts padding zeros in the mean, ``False`` averages the
     real pixels only. ``ceil_mode`` rounds the output size up; a window hanging over the
     bottom/right edge is divided by its size clipped to the padded input (or by its real pixels).
+    ``divisor_override``: a nonzero int every window's sum is divided by instead.
     """
     x = as_tensor(x)
     _check_flag("avg_pool2d", "count_include_pad", count_include_pad)
+    if divisor_override is not None and (not isinstance(divisor_override, Integral) or
+                                         isinstance(divisor_override, bool) or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a nonzero int or None, got {divisor_override!r}")
     if x.ndim != 4:
         return _unbatched("avg_pool2d", x, lambda xb: avg_pool2d(xb, kernel_size, stride, padding, ceil_mode,
-                                                                 count_include_pad))
+                                                                 count_include_pad, divisor_override))
     return AvgPool2d(*_pool_params("avg_pool2d", x, kernel_size, stride, padding, ceil_mode), ceil_mode,
-                     count_include_pad)(x)
+                     count_include_pad, None if divisor_override is None else int(divisor_override))(x)

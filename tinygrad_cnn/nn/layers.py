@@ -253,13 +253,14 @@ class MaxPool2d(_Pool2d):
 class AvgPool2d(_Pool2d):
     """Average-pooling; ``count_include_pad=False`` averages the real pixels only, ``ceil_mode`` as MaxPool2d."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None):
         super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.count_include_pad = count_include_pad
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
         return _naming_layer(self, F.avg_pool2d, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                             self.count_include_pad)
+                             self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")

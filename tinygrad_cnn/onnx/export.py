@@ -393,6 +393,15 @@ def _pool(op: str):
                 attrs["pads"] = [ph, pw, ph + eh, pw + ew]
         if op == "AveragePool":
             attrs["count_include_pad"] = int(cip)
+        if "divisor_override" in a:  # the sum over the full window: a count_include_pad mean times its area
+            if attrs.get("ceil_mode") or attrs["pads"][:2] != attrs["pads"][2:]:
+                raise NotImplementedError("onnx.export: avg_pool2d with divisor_override and ceil-mode windows "
+                                          "clipped at the edge has no AveragePool mapping")
+            attrs["count_include_pad"] = 1
+            mean = b.add(op, [src], attrs, None, fn)
+            scale = b.const(np.array(kh * kw / a["divisor_override"], dtype=out.dtype), "divisor_scale")
+            b.add("Mul", [mean, scale], {}, out, fn, batch_axis=b.axis_of(x))
+            return
         b.add(op, [src], attrs, out, fn, batch_axis=b.axis_of(x))
     return handler
 
