@@ -430,3 +430,31 @@ def test_avg_pool_divisor_override_gradchecks_exports_and_checks(tmp_path):
     ref = model(Tensor(x32)).data
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x32})[0], ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(tc.onnx.load(path)(Tensor(x32)).data, ref, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- adaptive_avg_pool2d
+
+
+@pytest.mark.parametrize("hw,out", [((13, 13), 6), ((7, 5), (3, 2)), ((6, 6), 3), ((5, 9), (None, 4)),
+                                    ((1, 1), 3), ((10, 7), (4, None)), ((13, 13), 1), ((4, 4), 7)], ids=str)
+@dtypes
+def test_adaptive_avg_pool_matches_torch(hw, out, dtype):
+    x = np.random.default_rng(14).standard_normal((2, 3, *hw))
+    compare(lambda t: F.adaptive_avg_pool2d(t, out), lambda t: TF.adaptive_avg_pool2d(t, out), [x], dtype)
+    layer = nn.AdaptiveAvgPool2d(out)
+    assert repr(layer) == repr(torch.nn.AdaptiveAvgPool2d(out))
+
+
+def test_adaptive_avg_pool_gradchecks_and_exports(tmp_path):
+    x = Tensor(np.random.default_rng(15).standard_normal((2, 2, 7, 5)), requires_grad=True)
+    assert tc.gradcheck(lambda t: F.adaptive_avg_pool2d(t, (3, 2)), (x,))
+    assert tc.gradgradcheck(lambda t: F.adaptive_avg_pool2d(t, (3, 2)), (x,))
+    assert F.adaptive_avg_pool2d(Tensor(np.ones((2, 7, 5), dtype=np.uint8)), 3).dtype == np.float32
+    ort = pytest.importorskip("onnxruntime")
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d((3, 2)), nn.Flatten(), nn.Linear(24, 5)).eval()
+    x32 = np.random.default_rng(16).standard_normal((2, 3, 14, 9)).astype(np.float32)
+    path = tc.onnx.export(model, Tensor(x32), tmp_path / "adaptive.onnx")
+    session = ort.InferenceSession(str(path))
+    for batch in (x32, np.concatenate([x32, x32[::-1], x32])):  # the batch axis stays dynamic
+        got = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        np.testing.assert_allclose(got, model(Tensor(batch)).data, rtol=1e-5, atol=1e-6)

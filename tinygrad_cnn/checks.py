@@ -66,6 +66,13 @@ def _cases() -> Iterator[Case]:
                    lambda r, k=k, s=s, p=p: (lambda x: F.max_pool2d(x, k, s, p), (_t(r, 2, 2, 7, 6),)))
         yield Case("avg_pool2d", f"k={k} s={s} p={p}",
                    lambda r, k=k, s=s, p=p: (lambda x: F.avg_pool2d(x, k, s, p), (_t(r, 2, 2, 7, 6),)))
+    yield Case("avg_pool2d", "k=3 s=2 p=1 ceil divisor_override=4",
+               lambda r: (lambda x: F.avg_pool2d(x, 3, 2, 1, True, False, 4), (_t(r, 2, 2, 7, 6),)))
+    yield Case("adaptive_avg_pool2d", "(7,6)->(3,4)",
+               lambda r: (lambda x: F.adaptive_avg_pool2d(x, (3, 4)), (_t(r, 2, 2, 7, 6),)))
+    for mode in ("reflect", "replicate", "circular"):
+        yield Case("pad", f"(2,1,1,3) {mode}",
+                   lambda r, mode=mode: (lambda x: F.pad(x, (2, 1, 1, 3), mode), (_t(r, 2, 2, 4, 5),)))
     yield Case("im2col", "k=(3,2) s=2 p=1",
                lambda r: (lambda x: F.im2col(x, 3, 2, 2, 1), (_t(r, 2, 2, 5, 6),)))
     yield Case("col2im", "k=(3,2) s=2 p=1",

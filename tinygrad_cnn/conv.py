@@ -1496,3 +1496,37 @@ def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
                                                                  count_include_pad, divisor_override))
     return AvgPool2d(*_pool_params("avg_pool2d", x, kernel_size, stride, padding, ceil_mode), ceil_mode,
                      count_include_pad, None if divisor_override is None else int(divisor_override))(x)
+
+
+def _adaptive_weights(size: int, out: int, dtype):
+    """``(out, size)``: row i averages PyTorch's adaptive window ``[floor(i*size/out), ceil((i+1)*size/out))``."""
+    i = np.arange(out)
+    start, end = (i * size) // out, -(-(i + 1) * size // out)
+    inside = (np.arange(size) >= start[:, None]) & (np.arange(size) < end[:, None])
+    return (inside / (end - start)[:, None]).astype(dtype)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
+    """Average-pooling to a fixed ``output_size`` ``(OH, OW)`` whatever the input's ``(H, W)``, as PyTorch's
+    (``None`` keeps that axis). Windows that tile the input evenly are a plain :func:`avg_pool2d`;
+    otherwise the windows overlap or differ in size, and the op is two averaging matrices,
+    ``A_h @ x @ A_w.T`` (each row of ``A`` spreads ``1/len`` over one window).
+    """
+    x = as_tensor(x)
+    if x.ndim != 4:
+        return _unbatched("adaptive_avg_pool2d", x, lambda xb: adaptive_avg_pool2d(xb, output_size))
+    pair = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(pair) != 2:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got {output_size!r}")
+    h, w = x.shape[2:]
+    oh, ow = (size if o is None else _pair(o, "output_size", "adaptive_avg_pool2d", 1)[0]
+              for o, size in zip(pair, (h, w)))
+    if h % oh == 0 and w % ow == 0:
+        return avg_pool2d(x, (h // oh, w // ow))
+    x = _as_float_tensor(x)
+    rows, cols = (Tensor._wrap(_adaptive_weights(n, o, x.dtype)) for n, o in ((h, oh), (w, ow)))
+    return rows @ (x @ cols.T)
+
+
+def _as_float_tensor(x: Tensor) -> Tensor:
+    return x if x.dtype.kind == "f" else x.astype(np.float32)  # an average of ints is float32, as avg_pool2d's

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import random as _random
 from .backend import get_array_module
-from .conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool2d
+from .conv import adaptive_avg_pool2d, avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool2d
 from .tensor import (
     Function,
     Tensor,
@@ -34,7 +34,7 @@ from .tensor import (
 )
 
 __all__ = [
-    "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "im2col", "col2im",
+    "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "im2col", "col2im",
     "relu", "sigmoid", "tanh", "exp", "log", "matmul", "linear", "softmax", "log_softmax",
     "softmax_cross_entropy", "cross_entropy", "nll_loss", "dropout", "local_response_norm", "pad", "flatten",
     "reshape", "transpose",

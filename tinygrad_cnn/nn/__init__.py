@@ -2,6 +2,7 @@
 
 from . import init
 from .layers import (
+    AdaptiveAvgPool2d,
     AvgPool2d,
     Conv2d,
     ConvTranspose2d,
@@ -25,6 +26,6 @@ from .module import Module, Parameter, StateDictError
 
 __all__ = [
     "Module", "Parameter", "StateDictError", "init", "Sequential", "Conv2d", "ConvTranspose2d", "Linear", "ReLU",
-    "Sigmoid", "Tanh", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "LocalResponseNorm", "Softmax", "Identity",
-    "CrossEntropyLoss", "LogSoftmax", "ModuleList", "NLLLoss",
+    "Sigmoid", "Tanh", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "LocalResponseNorm",
+    "Softmax", "Identity", "CrossEntropyLoss", "LogSoftmax", "ModuleList", "NLLLoss",
 ]

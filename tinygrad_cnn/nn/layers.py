@@ -266,6 +266,20 @@ class AvgPool2d(_Pool2d):
         return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
 
 
+class AdaptiveAvgPool2d(Module):
+    """Average-pooling to a fixed ``output_size`` (an int, or a pair with ``None`` for "keep"), as PyTorch's."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _naming_layer(self, F.adaptive_avg_pool2d, x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
 class Flatten(Module):
     """Merge dimensions ``start_dim..end_dim`` into one (as ``torch.nn.Flatten``: the batch axis stays)."""
 
