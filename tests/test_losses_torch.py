@@ -110,3 +110,10 @@ def test_loss_modules_take_pytorchs_arguments():
 def test_bad_loss_options_are_refused_clearly(call, error, match):
     with pytest.raises(error, match=match):
         call(Tensor(np.zeros((2, 4))))
+
+
+def test_loss_module_weights_are_constants_not_parameters():
+    """PyTorch keeps a loss's class weights as a buffer: an optimizer over the loss module finds nothing."""
+    loss = nn.CrossEntropyLoss(nn.Parameter(np.ones(3)))
+    assert list(loss.parameters()) == [] and isinstance(loss.weight, np.ndarray)
+    assert list(nn.NLLLoss(Tensor(np.ones(3))).parameters()) == []

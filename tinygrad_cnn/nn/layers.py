@@ -428,11 +428,18 @@ class CrossEntropyLoss(Module):
         super().__init__()
         F._check_reduction(type(self).__name__, reduction)
         self.label_smoothing = F._check_loss_options(type(self).__name__, ignore_index, label_smoothing)
-        self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
+        self.weight, self.ignore_index, self.reduction = _loss_weight(weight), ignore_index, reduction
 
     def forward(self, logits: Tensor, target: Any) -> Tensor:
         return F.softmax_cross_entropy(logits, target, self.weight, ignore_index=self.ignore_index,
                                        reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+
+def _loss_weight(weight: Any):
+    """A loss's class weights as a constant array (PyTorch keeps them as a buffer: never a parameter to train)."""
+    if weight is None:
+        return None
+    return np.array(weight.data if isinstance(weight, Tensor) else weight)
 
 
 class NLLLoss(Module):
@@ -442,7 +449,7 @@ class NLLLoss(Module):
         super().__init__()
         F._check_reduction("NLLLoss", reduction)
         F._check_loss_options("NLLLoss", ignore_index, 0.0)
-        self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
+        self.weight, self.ignore_index, self.reduction = _loss_weight(weight), ignore_index, reduction
 
     def forward(self, log_probs: Tensor, target: Any) -> Tensor:
         return F.nll_loss(log_probs, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
