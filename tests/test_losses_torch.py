@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -30,21 +32,34 @@ def _case(rng, trial):
     return x, t, w, ignore
 
 
+def _torch_or_none(w):
+    return None if w is None else torch.tensor(w)
+
+
+def _nll_of_logits(nll_loss, log_softmax, logits, **options):
+    return nll_loss(log_softmax(logits, dim=1), **options)
+
+
+def _compare(rng, x, ours, theirs):
+    """Loss values and logit gradients (for a random upstream gradient) of ours and torch's, float64."""
+    xs, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, yt = ours(xs), theirs(xt)
+    g = rng.standard_normal(y.shape)
+    y.backward(Tensor(g))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
 def test_cross_entropy_options_match_torch(reduction, smoothing):
     rng = np.random.default_rng(int(smoothing * 10) + len(reduction))
     for trial in range(60):
         x, t, w, ignore = _case(rng, trial)
-        xs, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-        y = F.cross_entropy(xs, t, w, ignore_index=ignore, reduction=reduction, label_smoothing=smoothing)
-        yt = TF.cross_entropy(xt, torch.tensor(t), None if w is None else torch.tensor(w), ignore_index=ignore,
-                              reduction=reduction, label_smoothing=smoothing)
-        g = rng.standard_normal(y.shape)
-        y.backward(Tensor(g))
-        yt.backward(torch.tensor(g))
-        np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        options = dict(ignore_index=ignore, reduction=reduction, label_smoothing=smoothing)
+        _compare(rng, x, partial(F.cross_entropy, target=t, weight=w, **options),
+                 partial(TF.cross_entropy, target=torch.tensor(t), weight=_torch_or_none(w), **options))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -52,15 +67,10 @@ def test_nll_loss_weight_and_ignore_index_match_torch(reduction):
     rng = np.random.default_rng(3)
     for trial in range(40):
         x, t, w, ignore = _case(rng, 3 * trial)  # labels only
-        xs, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-        y = F.nll_loss(F.log_softmax(xs, dim=1), t, w, ignore_index=ignore, reduction=reduction)
-        yt = TF.nll_loss(torch.log_softmax(xt, 1), torch.tensor(t), None if w is None else torch.tensor(w),
-                         ignore_index=ignore, reduction=reduction)
-        g = rng.standard_normal(y.shape)
-        y.backward(Tensor(g))
-        yt.backward(torch.tensor(g))
-        np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        options = dict(ignore_index=ignore, reduction=reduction)
+        _compare(rng, x, partial(_nll_of_logits, F.nll_loss, F.log_softmax, target=t, weight=w, **options),
+                 partial(_nll_of_logits, TF.nll_loss, TF.log_softmax, target=torch.tensor(t),
+                         weight=_torch_or_none(w), **options))
 
 
 def test_every_label_ignored_gives_nan_with_zero_gradient_as_torch():
