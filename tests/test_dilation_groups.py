@@ -242,3 +242,47 @@ def test_summary_counts_grouped_macs():
                                      nn.ConvTranspose2d(8, 4, 3, stride=2, dilation=2, groups=4)), (4, 16, 16))
     assert s.rows[0].macs == 8 * 12 * 12 * 2 * 9  # OC * OH * OW * C/groups * kh * kw
     assert s.rows[1].macs == 8 * 12 * 12 * 1 * 9  # C * H * W * OC/groups * kh * kw
+
+
+def test_conv_transpose2d_sweep_matches_torch_including_output_padding_beyond_the_stride():
+    """output_padding may reach the dilation (PyTorch's rule): with padding, those rows hold real values."""
+    rng = np.random.default_rng(8)
+    compared = 0
+    for _ in range(150):
+        s, d, g = (int(v) for v in rng.integers(1, 4, 3))
+        p, k = int(rng.integers(0, 4)), int(rng.integers(1, 4))
+        op = int(rng.integers(0, max(s, d)))
+        h, w = (int(v) for v in rng.integers(1, 5, 2))
+        x, wt = rng.standard_normal((2, 2 * g, h, w)), rng.standard_normal((2 * g, 2, k, k))
+        xt, wtt = _t64(x), _t64(wt)
+        try:
+            ref = TF.conv_transpose2d(xt, wtt, None, s, p, op, g, d)
+        except RuntimeError:
+            with pytest.raises(ValueError, match="too small"):
+                F.conv_transpose2d(Tensor(x), Tensor(wt), None, s, p, op, g, d)
+            continue
+        xs, ws = Tensor(x, requires_grad=True), Tensor(wt, requires_grad=True)
+        y = F.conv_transpose2d(xs, ws, None, s, p, op, g, d)
+        np.testing.assert_allclose(y.data, ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+        gy = rng.standard_normal(y.shape)
+        y.backward(Tensor(gy))
+        gx, gw = torch.autograd.grad(ref, [xt, wtt], torch.tensor(gy))
+        np.testing.assert_allclose(xs.grad.data, gx.numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ws.grad.data, gw.numpy(), rtol=1e-10, atol=1e-12)
+        compared += 1
+    assert compared > 60
+
+
+def test_onnx_export_of_dilated_ceil_mode_pooling_on_non_square_inputs_runs_in_onnxruntime():
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(9)
+    for layer, shape in [(nn.MaxPool2d(2, 3, 1, 2, ceil_mode=True), (1, 1, 5, 6)),
+                         (nn.MaxPool2d(3, 2, 1, 3, ceil_mode=True), (2, 3, 9, 7)),
+                         (nn.AvgPool2d(2, 1, 0, True, True, 3), (1, 1, 4, 4)),
+                         (nn.AvgPool2d(3, 2, 1, True, False, 5), (2, 2, 6, 7))]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        model = nn.Sequential(layer).eval()
+        proto = tc.onnx.to_onnx(model, Tensor(x))
+        session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], model(Tensor(x)).data,
+                                   rtol=1e-5, atol=1e-6)

@@ -458,3 +458,13 @@ def test_adaptive_avg_pool_gradchecks_and_exports(tmp_path):
     for batch in (x32, np.concatenate([x32, x32[::-1], x32])):  # the batch axis stays dynamic
         got = session.run(None, {session.get_inputs()[0].name: batch})[0]
         np.testing.assert_allclose(got, model(Tensor(batch)).data, rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_avg_pool_empty_input_axis_and_empty_output():
+    with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: input of shape \(1, 1, 0, 5\) has an empty spatial"):
+        F.adaptive_avg_pool2d(Tensor(np.ones((1, 1, 0, 5))), 2)
+    x = Tensor(np.ones((1, 2, 4, 5)), requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, (0, 3))
+    assert y.shape == tuple(TF.adaptive_avg_pool2d(torch.ones(1, 2, 4, 5), (0, 3)).shape)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, 0.0)

@@ -127,3 +127,13 @@ def test_loss_module_weights_are_constants_not_parameters():
     loss = nn.CrossEntropyLoss(nn.Parameter(np.ones(3)))
     assert list(loss.parameters()) == [] and isinstance(loss.weight, np.ndarray)
     assert list(nn.NLLLoss(Tensor(np.ones(3))).parameters()) == []
+
+
+def test_zero_target_weights_and_float_targets_with_ignore_index_as_torch():
+    x = np.random.default_rng(7).standard_normal((2, 4))
+    xs = Tensor(x, requires_grad=True)
+    loss = F.cross_entropy(xs, [0, 1], np.array([0.0, 0.0, 1.0, 1.0]), label_smoothing=0.2)
+    loss.backward()
+    assert np.isnan(loss.item()) and np.isnan(xs.grad.data).all()  # PyTorch's 0 / 0
+    with pytest.raises(ValueError, match="ignore_index=1 applies to class labels"):
+        F.cross_entropy(Tensor(x), np.eye(4)[[0, 1]], ignore_index=1)

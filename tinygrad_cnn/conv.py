@@ -1007,21 +1007,22 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     if input.shape[1] != weight.shape[0]:
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has {input.shape[1]} channels but weight of "
                          f"shape {tuple(weight.shape)} expects {weight.shape[0]}")
-    # output_padding beyond the stride (allowed when the dilation is larger) adds rows no window
-    # reaches: the op maps to the largest conv2d input size, the rest is zero padding
     kernel = tuple(di * (k - 1) + 1 for di, k in zip(d, weight.shape[2:]))
-    in_hw = tuple((o - 1) * st - 2 * pd + k + min(e, st - 1)
-                  for o, st, pd, k, e in zip(input.shape[2:], s, p, kernel, op_))
-    beyond = tuple(max(0, e - (st - 1)) for e, st in zip(op_, s))
-    if min(in_hw) < 1:
-        raise ValueError(f"{op}: input of shape {tuple(input.shape)} gives an output of size "
-                         f"{tuple(h + b for h, b in zip(in_hw, beyond))} (kernel {tuple(weight.shape[2:])}, "
-                         f"stride {s}, padding {p}, dilation {d}): too small")
-    y = ConvTranspose2d(s, p, in_hw, None, d, g)(input, weight)
-    if any(beyond):
-        from .functional import pad  # functional imports this module
+    out_hw = tuple((o - 1) * st - 2 * pd + k + e for o, st, pd, k, e in zip(input.shape[2:], s, p, kernel, op_))
+    if min(out_hw) < 1:
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} gives an output of size {out_hw} (kernel "
+                         f"{tuple(weight.shape[2:])}, stride {s}, padding {p}, dilation {d}): too small")
+    if all(e < st for e, st in zip(op_, s)):  # out_hw is a conv2d input size that maps back to input's size
+        y = ConvTranspose2d(s, p, out_hw, None, d, g)(input, weight)
+    else:  # output_padding >= stride (PyTorch allows it below the dilation): the whole unpadded output, cropped
+        full = tuple((o - 1) * st + k for o, st, k in zip(input.shape[2:], s, kernel))
+        y = ConvTranspose2d(s, (0, 0), full, None, d, g)(input, weight)[:, :, p[0]:p[0] + out_hw[0],
+                                                                          p[1]:p[1] + out_hw[1]]
+        short = tuple(o - n for o, n in zip(out_hw, y.shape[2:]))  # rows past the full output: zeros
+        if any(short):
+            from .functional import pad  # functional imports this module
 
-        y = pad(y, (0, beyond[1], 0, beyond[0]))
+            y = pad(y, (0, short[1], 0, short[0]))
     if bias is None:
         return y
     bias = as_tensor(bias, input)
@@ -1519,8 +1520,12 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | No
     if len(pair) != 2:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got {output_size!r}")
     h, w = x.shape[2:]
-    oh, ow = (size if o is None else _pair(o, "output_size", "adaptive_avg_pool2d", 1)[0]
+    if h == 0 or w == 0:  # no window has a pixel to average (PyTorch refuses these too)
+        raise ValueError(f"adaptive_avg_pool2d: input of shape {tuple(x.shape)} has an empty spatial axis")
+    oh, ow = (size if o is None else _pair(o, "output_size", "adaptive_avg_pool2d", 0)[0]
               for o, size in zip(pair, (h, w)))
+    if oh == 0 or ow == 0:  # an empty output, as PyTorch's (its gradient is zero)
+        return (x.sum(axis=(2, 3), keepdims=True) * 0).broadcast_to((*x.shape[:2], oh, ow))
     if h % oh == 0 and w % ow == 0:
         return avg_pool2d(x, (h // oh, w // ow))
     x = _as_float_tensor(x)

@@ -424,9 +424,10 @@ def _weighted_nll(logp: Tensor, t, weight, ignore_index: int, reduction: str, sm
     if reduction == "none":
         return per if smooth is None else per * (1 - smoothing) + smooth * (smoothing / k)
     total = float(wy.sum())
-    if reduction == "mean" and not total:  # every sample ignored: NaN with zero gradients, as PyTorch
+    if reduction == "mean" and not keep.any():  # every sample ignored: NaN with zero gradients, as PyTorch
         return per.sum() * 0.0 + Tensor._wrap(xp.asarray(xp.nan, dtype=per.dtype))
-    scale = 1.0 if reduction == "sum" else 1.0 / total
+    # weights summing to 0 over the kept targets: a NaN loss with NaN gradients, as PyTorch's 0 / 0
+    scale = 1.0 if reduction == "sum" else (1.0 / total if total else float("nan"))
     loss = per.sum() * scale
     return loss if smooth is None else loss * (1 - smoothing) + smooth.sum() * (scale * smoothing / k)
 
@@ -444,6 +445,9 @@ def softmax_cross_entropy(logits: Tensor, target: Any, weight: Any = None, *, ig
     smoothing = _check_loss_options("cross_entropy", ignore_index, label_smoothing)
     logits = as_tensor(logits)
     t = _check_target(logits, target, ignore_index=ignore_index)
+    if t.ndim == 2 and ignore_index != -100:
+        raise ValueError(f"cross_entropy: ignore_index={ignore_index} applies to class labels, not to "
+                         f"probability / one-hot targets (PyTorch refuses it too)")
     w = _class_weight("cross_entropy", weight, logits.shape[1], logits.dtype)
     ignored = t.ndim == 1 and bool((t == ignore_index).any())
     if w is None and not smoothing and not ignored:

@@ -378,30 +378,33 @@ def _pool(op: str):
         if "dilation" in a:  # MaxPool only (PyTorch's AvgPool has none)
             attrs["dilations"] = list(a["dilation"])
         span_h, span_w = fn.span()  # the window's extent
+        eh, ew = _pool_extra(h, w, span_h, span_w, sh, sw, ph, pw, oh, ow) if ceil else (0, 0)
         src = ins[0]
+        if "divisor_override" in a:  # every window's sum over its kh*kw pixels, padding as zeros: a
+            # count_include_pad mean over explicitly end-padded input (floor mode) times kh*kw / divisor
+            attrs.update(pads=[ph, pw, ph + eh, pw + ew], count_include_pad=1)
+            mean = b.add(op, [src], attrs, None, fn)
+            scale = b.const(np.array(kh * kw / a["divisor_override"], dtype=out.dtype), "divisor_scale")
+            b.add("Mul", [mean, scale], {}, out, fn, batch_axis=b.axis_of(x))
+            return
         if ceil and (oh, ow) == (_ceil_div(h + 2 * ph - span_h, sh) + 1, _ceil_div(w + 2 * pw - span_w, sw) + 1):
             attrs["ceil_mode"] = 1
         elif ceil:
-            eh, ew = _pool_extra(h, w, span_h, span_w, sh, sw, ph, pw, oh, ow)
             if op == "AveragePool" and cip and (eh or ew):
                 if ph or pw:
                     pads = b.const(np.array([0, 0, ph, pw, 0, 0, ph, pw], dtype=np.int64), "pads")
                     zero = b.const(np.array(0, dtype=x.dtype), "pad_value")
                     src = b.add("Pad", [src, pads, zero], {"mode": "constant"}, None, fn)
                 attrs["pads"], cip = [0, 0, eh, ew], False
+            elif op == "MaxPool" and (ph + eh >= kh or pw + ew >= kw):  # onnxruntime refuses pads as large as
+                pads = b.const(np.array([0, 0, ph, pw, 0, 0, ph + eh, pw + ew], dtype=np.int64), "pads")
+                lowest = b.const(np.array(-np.inf, dtype=x.dtype), "pad_value")  # the kernel: pad with -inf
+                src = b.add("Pad", [src, pads, lowest], {"mode": "constant"}, None, fn)
+                attrs["pads"] = [0, 0, 0, 0]
             else:
                 attrs["pads"] = [ph, pw, ph + eh, pw + ew]
         if op == "AveragePool":
             attrs["count_include_pad"] = int(cip)
-        if "divisor_override" in a:  # the sum over the full window: a count_include_pad mean times its area
-            if attrs.get("ceil_mode") or attrs["pads"][:2] != attrs["pads"][2:]:
-                raise NotImplementedError("onnx.export: avg_pool2d with divisor_override and ceil-mode windows "
-                                          "clipped at the edge has no AveragePool mapping")
-            attrs["count_include_pad"] = 1
-            mean = b.add(op, [src], attrs, None, fn)
-            scale = b.const(np.array(kh * kw / a["divisor_override"], dtype=out.dtype), "divisor_scale")
-            b.add("Mul", [mean, scale], {}, out, fn, batch_axis=b.axis_of(x))
-            return
         b.add(op, [src], attrs, out, fn, batch_axis=b.axis_of(x))
     return handler
 
