@@ -141,6 +141,15 @@ def test_positional_arguments_mean_what_they_mean_in_pytorch():
     assert repr(t) == repr(tt) and t.weight.shape == tuple(tt.weight.shape)
 
 
+def test_the_contracts_short_conv2d_signature_still_reads_a_sixth_bool_as_bias():
+    """API.md writes Conv2d(in, out, kernel_size, stride=1, padding=0, bias=True); a bool cannot be a dilation."""
+    layer = nn.Conv2d(1, 8, 3, 1, 0, False)
+    assert layer.bias is None and layer.dilation == (1, 1)
+    assert nn.Conv2d(1, 8, 3, 1, 0, True).bias is not None
+    with pytest.raises(ValueError, match="Conv2d: dilation must be an int >= 1"):
+        nn.Conv2d(1, 8, 3, 1, 0, False, 1, False)  # both readings at once: refused
+
+
 def test_layers_with_dilation_groups_and_indices_match_torch():
     torch.manual_seed(0)
     tnet = torch.nn.ModuleDict({"conv": torch.nn.Conv2d(4, 6, 3, padding="same", dilation=2, groups=2),

@@ -78,7 +78,8 @@ def _conv_repr(m: Module, extra: str = "") -> str:
 class Conv2d(Module):
     """2-D convolution, weight ``(out_channels, in_channels / groups, kh, kw)``: x (N, C, H, W) -> (N, OC, OH, OW).
 
-    PyTorch's arguments, in its order. ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` or
+    PyTorch's arguments, in its order (a bool sixth argument is ``bias``, as in API.md's short form
+    ``Conv2d(in, out, kernel_size, stride, padding, bias)``). ``padding``: an int, an ``(h, w)`` pair, ``'valid'`` or
     ``'same'`` (stride 1 only, as PyTorch; the string is kept as ``self.padding``). ``padding_mode``:
     ``'zeros'``, or ``'reflect'``/``'replicate'``/``'circular'`` (an explicit ``F.pad`` first).
     """
@@ -88,6 +89,9 @@ class Conv2d(Module):
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", dtype: Any = np.float32):
         super().__init__()
+        if isinstance(dilation, (bool, np.bool_)) and groups == 1 and bias is True:
+            dilation, bias = 1, dilation  # API.md's short form Conv2d(in, out, k, stride, padding, bias): a bool
+            # cannot be a dilation, so the sixth argument is read as bias there
         self.in_channels, self.out_channels = _size("Conv2d", "in_channels", in_channels), \
             _size("Conv2d", "out_channels", out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d", 1)
