@@ -300,7 +300,7 @@ def _commands_in(page: str) -> list[str]:
     found: list[str] = []
     for b in read_blocks(page):
         if b.lang in ("bash", "sh", "shell", "console", "", "text"):
-            joined = re.sub(r"[ \t]*\\?\n[ \t]+", " ", b.source)  # continued lines (indented, or after a \\)
+            joined = re.sub(r"[ \t]*\\?\n[ \t]+", " ", b.source)  # continued lines: indented, or after a backslash
             found += [line.split("  #")[0].strip() for line in joined.splitlines()]
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
     found += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]  # spans may wrap lines
