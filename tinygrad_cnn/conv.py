@@ -59,6 +59,12 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def dilated_span(kernel, dilation) -> tuple[int, ...]:
+    """A dilated kernel's extent per axis, ``dilation * (kernel - 1) + 1``: the window size that
+    output sizes and ``'same'`` padding count (taps ``dilation`` apart)."""
+    return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+
+
 def _dense_kernel(w, dilation=(1, 1), groups: int = 1):
     """A grouped and/or dilated kernel as the ordinary dense one that computes the same convolution.
 
@@ -73,7 +79,7 @@ def _dense_kernel(w, dilation=(1, 1), groups: int = 1):
     xp = get_array_module(w)
     oc, cg, kh, kw = w.shape
     (dh, dw), g = dilation, groups
-    dense = xp.zeros((oc, cg * g, dh * (kh - 1) + 1, dw * (kw - 1) + 1), dtype=w.dtype)
+    dense = xp.zeros(_dense_shape(w.shape, dilation, groups), dtype=w.dtype)
     diag = xp.arange(g)
     dense.reshape(g, oc // g, g, cg, *dense.shape[2:])[diag, :, diag, :, ::dh, ::dw] = w.reshape(g, oc // g, cg, kh, kw)
     return dense
@@ -91,8 +97,8 @@ def _compact_kernel(dense, w_shape, dilation=(1, 1), groups: int = 1):
 
 
 def _dense_shape(w_shape, dilation=(1, 1), groups: int = 1) -> tuple[int, int, int, int]:
-    oc, cg, kh, kw = w_shape
-    return oc, cg * groups, dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    oc, cg = w_shape[:2]
+    return (oc, cg * groups, *dilated_span(w_shape[2:], dilation))
 
 
 def _check_groups(op: str, groups: Any, channels: int, out_channels: int,
@@ -965,8 +971,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
     if isinstance(padding, str):
         if w_shape is None or len(w_shape) != 4:
             raise ValueError(f"conv2d: weight must be 4-D (OC, C, kh, kw), got shape {w_shape}")
-        kernel = tuple(di * (k - 1) + 1 for di, k in zip(d, w_shape[2:]))
-        p, (eh, ew) = conv_padding("conv2d", padding, s, kernel)
+        p, (eh, ew) = conv_padding("conv2d", padding, s, dilated_span(w_shape[2:], d))
         if eh or ew:
             from .functional import pad  # functional imports this module
 
@@ -1007,7 +1012,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     if input.shape[1] != weight.shape[0]:
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has {input.shape[1]} channels but weight of "
                          f"shape {tuple(weight.shape)} expects {weight.shape[0]}")
-    kernel = tuple(di * (k - 1) + 1 for di, k in zip(d, weight.shape[2:]))
+    kernel = dilated_span(weight.shape[2:], d)
     out_hw = tuple((o - 1) * st - 2 * pd + k + e for o, st, pd, k, e in zip(input.shape[2:], s, p, kernel, op_))
     if min(out_hw) < 1:
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} gives an output of size {out_hw} (kernel "
@@ -1044,7 +1049,7 @@ def _pool_params(op, x, kernel_size, stride, padding, ceil_mode=False, dilation=
     dh, dw = _pair(dilation, "dilation", op, 1)
     if ph > kh // 2 or pw > kw // 2:  # PyTorch's rule: half the kernel size, whatever the dilation
         raise ValueError(f"{op}: padding ({ph}, {pw}) should be at most half of kernel_size ({kh}, {kw})")
-    _pool_out_hw(op, x.shape, dh * (kh - 1) + 1, dw * (kw - 1) + 1, sh, sw, ph, pw, ceil_mode)
+    _pool_out_hw(op, x.shape, *dilated_span((kh, kw), (dh, dw)), sh, sw, ph, pw, ceil_mode)
     return (kh, kw), (sh, sw), (ph, pw)
 
 
@@ -1121,7 +1126,7 @@ class _Pool(Function):
 
     def span(self) -> tuple[int, int]:
         """The window's extent, ``dilation * (kernel - 1) + 1``: the kernel size the output size counts."""
-        return tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel))
+        return dilated_span(self.kernel, self.dilation)
 
     def geometry(self, shape):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
@@ -1528,10 +1533,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | No
         return (x.sum(axis=(2, 3), keepdims=True) * 0).broadcast_to((*x.shape[:2], oh, ow))
     if h % oh == 0 and w % ow == 0:
         return avg_pool2d(x, (h // oh, w // ow))
-    x = _as_float_tensor(x)
+    if x.dtype.kind != "f":  # an average of ints is float32, as avg_pool2d's
+        x = x.astype(np.float32)
     rows, cols = (Tensor._wrap(_adaptive_weights(n, o, x.dtype)) for n, o in ((h, oh), (w, ow)))
     return rows @ (x @ cols.T)
-
-
-def _as_float_tensor(x: Tensor) -> Tensor:
-    return x if x.dtype.kind == "f" else x.astype(np.float32)  # an average of ints is float32, as avg_pool2d's

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..conv import _check_groups, _pair, conv_padding
+from ..conv import _check_groups, _pair, conv_padding, dilated_span
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -100,9 +100,8 @@ class Conv2d(Module):
                                                    padding_mode)
         self.padding_mode = padding_mode
         if isinstance(padding, str):
-            kernel = tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size))
-            try:
-                conv_padding("Conv2d", padding, self.stride, kernel)  # PyTorch checks at construction
+            try:  # PyTorch checks at construction
+                conv_padding("Conv2d", padding, self.stride, dilated_span(self.kernel_size, self.dilation))
             except ValueError as e:
                 raise ValueError(str(e)) from None  # nn.Conv2d raises ValueError in PyTorch (F.conv2d RuntimeError)
             self.padding: tuple[int, int] | str = padding
@@ -122,7 +121,7 @@ class Conv2d(Module):
                              self.groups)
 
     def _mode_padded_conv(self, x: Tensor) -> Tensor:
-        span = tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size))
+        span = dilated_span(self.kernel_size, self.dilation)
         (ph, pw), (eh, ew) = conv_padding("Conv2d", self.padding, self.stride, span)
         x = F.pad(x, (pw, pw + ew, ph, ph + eh), self.padding_mode)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..conv import _pool_extra, dilated_span
 from ..nn import Module, Parameter
 from ..serialization import atomic_write
 from ..tensor import Function, Tensor, _node_key, set_grad_enabled
@@ -345,8 +346,8 @@ def _conv_transpose(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> N
     x, w = fn.inputs
     kernel, (sh, sw), (ph, pw) = w.shape[2:], a["stride"], a["padding"]
     dilation = a.get("dilation", (1, 1))
-    extra = [h - ((o - 1) * st - 2 * p + d * (k - 1) + 1)  # output_padding: which of the stride's sizes conv2d
-             for h, o, st, p, k, d in zip(fn.in_hw, x.shape[2:], (sh, sw), (ph, pw), kernel, dilation)]  # maps to x
+    extra = [h - ((o - 1) * st - 2 * p + k)  # output_padding: which of the stride's sizes conv2d maps to x
+             for h, o, st, p, k in zip(fn.in_hw, x.shape[2:], (sh, sw), (ph, pw), dilated_span(kernel, dilation))]
     b.add("ConvTranspose", ins, {"kernel_shape": list(kernel), "strides": [sh, sw], "pads": [ph, pw, ph, pw],
                                  "output_padding": extra, "dilations": list(dilation), "group": a.get("groups", 1)},
           out, fn, batch_axis=b.axis_of(x))
@@ -366,8 +367,6 @@ def _pool(op: str):
     average pads the input with a Pad node first and then counts only the padded input's pixels).
     """
     def handler(b: _Builder, fn: Function, ins: list[str], out: Tensor) -> None:
-        from ..conv import _pool_extra
-
         a = fn.attrs()
         (kh, kw), (sh, sw), (ph, pw) = a["kernel_size"], a["stride"], a["padding"]
         ceil, cip = bool(a.get("ceil_mode", False)), bool(a.get("count_include_pad", True))

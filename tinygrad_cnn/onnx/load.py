@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import functional as F
 from ..backend import get_array_module
-from ..conv import ceil_pool_size
+from ..conv import ceil_pool_size, dilated_span
 from ..nn import Module, Parameter
 from ..tensor import Function, Tensor, broadcast_to
 from .export import CONSTANT_DOC, require_onnx
@@ -511,11 +511,6 @@ def _dilations(node: _Node, k: int = 2) -> tuple[int, ...]:
     return d
 
 
-def _span(kernel, dilations) -> tuple[int, ...]:
-    """A dilated window's extent along each axis (what ``auto_pad`` and output sizes count)."""
-    return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations))
-
-
 def _symmetric(x: Tensor, begins: list[int], ends: list[int], value: float) -> tuple[Tensor, tuple[int, int]]:
     """Engine ops pad (H, W) symmetrically; pad asymmetric ONNX pads explicitly first."""
     (top, left), (bottom, right) = begins, ends
@@ -541,7 +536,7 @@ def _conv(m: OnnxModule, node: _Node, x: Any, w: Any, b: Any = None) -> Tensor:
     x, w = _conv_operands(node, x, w)
     dilation, groups = _dilations(node), int(node.attrs.get("group", 1))
     strides = tuple(node.attrs.get("strides", [1, 1]))
-    pads = _spatial_pads(node, x.shape[2:], _span(w.shape[2:], dilation), strides)
+    pads = _spatial_pads(node, x.shape[2:], dilated_span(w.shape[2:], dilation), strides)
     x, padding = _symmetric(x, *pads, 0.0)
     return F.conv2d(x, w, None if b is None else _as_tensor(b), strides, padding, dilation, groups)
 
@@ -566,7 +561,7 @@ def _pool2d(kind: str, x: Tensor, kernel, strides, begins, ends, count_include_p
     must start before the end pad). Asymmetric pads are padded explicitly, where the engine counts
     them as input, so its output can have one window more, which is dropped.
     """
-    sizes = zip(x.shape[2:], _span(kernel, dilation), strides, begins, ends)
+    sizes = zip(x.shape[2:], dilated_span(kernel, dilation), strides, begins, ends)
     oh, ow = (ceil_pool_size(*a) for a in sizes) if ceil_mode else (None, None)
 
     def crop(t):
@@ -600,7 +595,7 @@ def _pool(kind: str):
             raise NotImplementedError(f"OnnxModule: {node.where()}: dilations={dilations} is not supported for "
                                       f"average pooling (PyTorch's has none)")
         strides = [int(s) for s in node.attrs.get("strides", [1] * k)]  # ONNX's default stride is 1
-        begins, ends = _spatial_pads(node, x.shape[2:], _span(kernel, dilations), tuple(strides))
+        begins, ends = _spatial_pads(node, x.shape[2:], dilated_span(kernel, dilations), tuple(strides))
         active = [i for i in range(k) if kernel[i] != 1 or strides[i] != 1 or begins[i] or ends[i]]
         if len(active) > 2:
             raise NotImplementedError(f"OnnxModule: {node.where()}: pooling over more than two axes "

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..conv import dilated_span
 from ..nn import Module
 from ..tensor import Tensor, no_grad
 from .graph import eval_mode
@@ -73,9 +74,9 @@ def layer_macs(module: Module, output: Any) -> int:
         return int(np.prod(shape[1:])) * (module.in_channels // module.groups) * kh * kw
     if kind == "ConvTranspose2d" and len(shape) == 4:
         kh, kw = module.kernel_size
-        h, w = ((o + 2 * p - d * (k - 1) - 1 - e) // s + 1 for o, k, s, p, e, d in
-                zip(shape[2:], module.kernel_size, module.stride, module.padding, module.output_padding,
-                    module.dilation))
+        span = dilated_span(module.kernel_size, module.dilation)
+        h, w = ((o + 2 * p - k - e) // s + 1 for o, k, s, p, e in
+                zip(shape[2:], span, module.stride, module.padding, module.output_padding))
         return module.in_channels * h * w * (module.out_channels // module.groups) * kh * kw
     if kind == "Linear" and len(shape) >= 1:
         rows = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
