@@ -264,6 +264,11 @@ def test_local_response_norm_grad(randt, size):
           "full" if size in (3, 4) else "fast")
 
 
+@pytest.mark.parametrize("channels,size", [(1, 3), (2, 5), (3, 8)], ids=str)
+def test_local_response_norm_grad_window_wider_than_channels(randt, channels, size):
+    check(lambda x: F.local_response_norm(x, size, 0.5, 0.75, 2.0), (randt(2, channels, 2, 3),), "full")
+
+
 def test_local_response_norm_matches_formula(rng):
     """PyTorch's formula written out: window [c - size//2, c + (size-1)//2], alpha / size."""
     x = rng.standard_normal((2, 6, 3, 3))

@@ -280,6 +280,14 @@ def test_a_small_convnet_end_to_end(rng):
     compare(ours, theirs, (x, w, b, fw), np.float64)
 
 
+@pytest.mark.parametrize("channels,size", [(1, 5), (2, 5), (2, 6), (3, 9)], ids=str)
+def test_local_response_norm_window_wider_than_channels(rng, channels, size):
+    """Window offsets that reach past every channel add only zeros (values and gradients)."""
+    compare(lambda x: F.local_response_norm(x, size, 0.5, 0.75, 1.0),
+            lambda x: TF.local_response_norm(x, size, 0.5, 0.75, 1.0),
+            (rng.standard_normal((2, channels, 3, 2)) * 2,), np.float64)
+
+
 @pytest.mark.parametrize("shape", [(2, 5, 7), (2, 6, 3, 2, 2)], ids=["3d", "5d"])
 @pytest.mark.parametrize("size", [2, 3, 4])
 def test_local_response_norm_other_ranks(rng, shape, size):

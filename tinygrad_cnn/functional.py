@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import random as _random
-from .backend import get_array_module
+from .backend import get_array_module, is_array, like
 from .conv import adaptive_avg_pool2d, avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool2d
 from .tensor import (
     Function,
@@ -333,7 +333,7 @@ class SoftmaxCrossEntropy(Function):
 def _check_target(logits: Tensor, target: Any, op: str = "softmax_cross_entropy", ignore_index: int = -100):
     if logits.ndim != 2:
         raise ValueError(f"{op}: logits must be (N, K), got shape {logits.shape}")
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = target.data if isinstance(target, Tensor) else target if is_array(target) else np.asarray(target)
     if t.dtype.kind not in "iufb":  # None, strings, objects: np.asarray makes them 0-d or odd arrays
         raise TypeError(f"{op}: target must be an int array or Tensor of labels (N,) or a one-hot (N, K), got "
                         f"{type(target).__name__} of dtype {t.dtype}")
@@ -354,7 +354,7 @@ def _check_target(logits: Tensor, target: Any, op: str = "softmax_cross_entropy"
             t = t.astype(dtype)
     else:
         raise ValueError(f"{op}: target must be (N,) labels or (N, K) one-hot, got {t.shape}")
-    return t
+    return like(t, logits.data)
 
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -371,15 +371,16 @@ def _check_reduction(op: str, reduction: str) -> None:
         raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, got {reduction!r}")
 
 
-def _class_weight(op: str, weight: Any, k: int, dtype):
+def _class_weight(op: str, weight: Any, logits: Tensor):
     """PyTorch's ``weight``: a rescaling per class, ``(K,)``, a constant here as there (no gradient)."""
     if weight is None:
         return None
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    k, dtype = logits.shape[1], logits.dtype
+    w = weight.data if isinstance(weight, Tensor) else weight if is_array(weight) else np.asarray(weight)
     if w.dtype.kind not in "iuf" or w.shape != (k,):
         raise ValueError(f"{op}: weight must be a float array of one value per class, shape ({k},), got "
                          f"{w.dtype} of shape {w.shape}")
-    return w.astype(dtype if np.dtype(dtype).kind == "f" else np.float32, copy=False)
+    return like(w, logits.data).astype(dtype if np.dtype(dtype).kind == "f" else np.float32, copy=False)
 
 
 def _check_loss_options(op: str, ignore_index: Any, label_smoothing: Any) -> float:
@@ -448,7 +449,7 @@ def softmax_cross_entropy(logits: Tensor, target: Any, weight: Any = None, *, ig
     if t.ndim == 2 and ignore_index != -100:
         raise ValueError(f"cross_entropy: ignore_index={ignore_index} applies to class labels, not to "
                          f"probability / one-hot targets (PyTorch refuses it too)")
-    w = _class_weight("cross_entropy", weight, logits.shape[1], logits.dtype)
+    w = _class_weight("cross_entropy", weight, logits)
     ignored = t.ndim == 1 and bool((t == ignore_index).any())
     if w is None and not smoothing and not ignored:
         if reduction == "mean":
@@ -472,7 +473,7 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, *, ignore_index: in
     t = _check_target(input, target, "nll_loss", ignore_index)
     if t.ndim != 1:
         raise ValueError(f"nll_loss: target must be int labels (N,), got shape {t.shape}")
-    w = _class_weight("nll_loss", weight, input.shape[1], input.dtype)
+    w = _class_weight("nll_loss", weight, input)
     if w is None and not (t == ignore_index).any():
         return _reduce_loss(_nll_per_sample(input, t), reduction)
     return _weighted_nll(input, t, w, ignore_index, reduction)
@@ -529,14 +530,16 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 
 def _channel_window_sum(a, before: int, after: int):
-    """``out[:, c] = sum(a[:, c-before : c+after+1])`` with zeros outside (arrays, axis 1)."""
-    xp = get_array_module(a)
+    """``out[:, c] = sum(a[:, c-before : c+after+1])`` with zeros outside (arrays, axis 1).
+
+    One copy and one add per window offset, each over whole channel blocks (no padded copy).
+    """
     c = a.shape[1]
-    padded = xp.zeros((a.shape[0], c + before + after, *a.shape[2:]), dtype=a.dtype)
-    padded[:, before:before + c] = a
-    out = padded[:, 0:c].copy()
-    for i in range(1, before + after + 1):
-        out += padded[:, i:i + c]
+    out = a.copy()
+    for i in range(1, min(before, c - 1) + 1):  # channel c gets a[:, c - i]
+        out[:, i:] += a[:, :c - i]
+    for i in range(1, min(after, c - 1) + 1):  # channel c gets a[:, c + i]
+        out[:, :c - i] += a[:, i:]
     return out
 
 
@@ -566,21 +569,35 @@ class LocalResponseNorm(Function):
         self.window = (size // 2, (size - 1) // 2)
 
     def forward(self, x):
+        xp = get_array_module(x)
         x = _as_float(x)  # int input: float32 (int alpha / size would be 0 and x ** -beta 1)
         dt = x.dtype.type
-        s = _channel_window_sum(x * x, *self.window)
-        self.d = s * dt(self.alpha / self.size) + dt(self.k)
-        return x * self.d ** dt(-self.beta)
+        d = _channel_window_sum(x * x, *self.window)
+        d *= dt(self.alpha / self.size)
+        d += dt(self.k)
+        dpow = xp.power(d, dt(-self.beta))
+        self.d, self.dpow = d, dpow  # both read by backward: the power is the costly part, done once
+        return x * dpow
 
     def backward(self, gy):
         x = self.inputs[0]
-        if is_grad_enabled():  # recompute as ops so the result can be differentiated again
+        if is_grad_enabled():  # create_graph: recompute as ops so the result can be differentiated again
             d = ChannelWindowSum(*self.window)(x * x) * (self.alpha / self.size) + self.k
-        else:
-            d = Tensor._wrap(self.d)
-        dpow = d ** (-self.beta)
-        inner = ChannelWindowSum(self.window[1], self.window[0])(gy * x * dpow / d)
-        return gy * dpow - x * inner * (2.0 * self.alpha * self.beta / self.size)
+            dpow = d ** (-self.beta)
+            inner = ChannelWindowSum(self.window[1], self.window[0])(gy * x * dpow / d)
+            return gy * dpow - x * inner * (2.0 * self.alpha * self.beta / self.size)
+        # the same formula on arrays, with the forward's d and d ** -beta: no second power
+        g, x, d, dpow = gy.data, _as_float(x.data), self.d, self.dpow
+        dt = d.dtype.type
+        u = g * x
+        u *= dpow
+        u /= d
+        inner = _channel_window_sum(u, self.window[1], self.window[0])
+        inner *= x
+        inner *= dt(2.0 * self.alpha * self.beta / self.size)
+        gx = g * dpow
+        gx -= inner
+        return Tensor._wrap(gx)
 
     def attrs(self):
         return {"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
@@ -647,7 +664,7 @@ class PadMode(Function):
         self.in_shape = x.shape
         for axis, src in enumerate(self.sources(x.shape)):
             if src is not None:
-                x = x.take(src, axis=axis)  # (slow only on the few border positions: one gather per axis)
+                x = x.take(like(src, x), axis=axis)  # (slow only on the few border positions: one gather per axis)
         return x
 
     def backward(self, gy):
@@ -674,7 +691,7 @@ class PadModeAdjoint(Function):
             g = gy.take(xp.arange(before, before + size), axis=axis)  # the copy of each position itself
             border = np.r_[0:before, before + size:len(src)]
             lead = (slice(None),) * axis
-            xp.add.at(g, (*lead, src[border]), gy.take(border, axis=axis))
+            xp.add.at(g, (*lead, like(src[border], gy)), gy.take(like(border, gy), axis=axis))
             gy = g
         return gy
 
