@@ -1,7 +1,9 @@
 """The one place that picks the array module.
 
 Every op asks ``get_array_module(array)`` for ``xp`` and calls ``xp.zeros``, ``xp.matmul``, ...
-on it, as DeZero does. Today that is always NumPy; a CuPy backend is this file, not a rewrite.
+on it, as DeZero does, so Tensors built from CuPy arrays run on the GPU. What NumPy and CuPy do
+differently is here too (``strided_view``, ``is_writeable``, ``like``); ``tools/cupy_check.py``
+checks every op against NumPy on a GPU.
 """
 
 from __future__ import annotations
@@ -35,6 +37,26 @@ def as_numpy(a: Any) -> np.ndarray:
     if cp is not None and isinstance(a, cp.ndarray):
         return cp.asnumpy(a)
     return np.asarray(a)
+
+
+def strided_view(a: Any, shape: tuple, strides: tuple):
+    """A no-copy view of ``a`` with ``shape`` and byte ``strides`` (im2col's windows). Read-only on
+    NumPy, so a write through overlapping windows fails loudly; CuPy has no read-only arrays."""
+    xp = get_array_module(a)
+    if xp is np:
+        return np.lib.stride_tricks.as_strided(a, shape, strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(a, shape, strides)
+
+
+def is_writeable(a: Any) -> bool:
+    """Whether ``a`` may be written in place (CuPy arrays have no such flag: always)."""
+    return getattr(a.flags, "writeable", True)
+
+
+def like(a: Any, ref: Any):
+    """``a`` (an array or array-like) in the array module of ``ref``: a NumPy index or weight array
+    next to CuPy data is copied to the GPU; on NumPy this is ``np.asarray`` (no copy of an array)."""
+    return get_array_module(ref).asarray(a)
 
 
 def is_array(a: Any) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import get_array_module, like, strided_view
 from .tensor import Function, Tensor, _as_float, _float_operands, as_tensor, is_grad_enabled
 
 IntPair = int | tuple[int, int]
@@ -169,10 +169,9 @@ def pad2d(x, ph: int, pw: int, value: float = 0.0):
 
 def _windows(xp_, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
     """A no-copy view ``(N, C, kh, kw, OH, OW)`` of every window of the padded input."""
-    xp = get_array_module(xp_)
     sn, sc, sy, sx = xp_.strides
     shape = (xp_.shape[0], xp_.shape[1], kh, kw, oh, ow)
-    return xp.lib.stride_tricks.as_strided(xp_, shape, (sn, sc, sy, sx, sy * sh, sx * sw), writeable=False)
+    return strided_view(xp_, shape, (sn, sc, sy, sx, sy * sh, sx * sw))
 
 
 def _offset(a, i: int, j: int, sh: int, sw: int, oh: int, ow: int):
@@ -367,8 +366,7 @@ def _long_row_runs(x, kh: int, kw: int, stride, padding) -> list:
             plane = planes[p, q]  # (C, N, (Hq + 1) * Wq)
             sc, sn, item = plane.strides
             shape = (c, len(range(p, kh, sh)), len(range(q, kw, sw)), n, oh * wq)
-            runs.append(((p, q), xp.lib.stride_tricks.as_strided(plane, shape, (sc, wq * item, item, sn, item),
-                                                                 writeable=False)))
+            runs.append(((p, q), strided_view(plane, shape, (sc, wq * item, item, sn, item))))
     return runs
 
 
@@ -497,8 +495,7 @@ def im2col_batch_inner(x, kh: int, kw: int, stride=(1, 1), padding=(0, 0), ones_
     xt = _pad_batch_last(x, ph, pw)
     s0, s1, s2, s3 = xt.strides
     xp = get_array_module(x)
-    win = xp.lib.stride_tricks.as_strided(xt, (c, kh, kw, oh, ow, n), (s0, s1, s2, s1 * sh, s2 * sw, s3),
-                                          writeable=False)
+    win = strided_view(xt, (c, kh, kw, oh, ow, n), (s0, s1, s2, s1 * sh, s2 * sw, s3))
     ckk = c * kh * kw
     col = xp.empty((ckk + int(ones_row), oh * ow * n), dtype=x.dtype)
     col[:ckk].reshape(c, kh, kw, oh, ow, n)[...] = win
@@ -1535,5 +1532,5 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | No
         return avg_pool2d(x, (h // oh, w // ow))
     if x.dtype.kind != "f":  # an average of ints is float32, as avg_pool2d's
         x = x.astype(np.float32)
-    rows, cols = (Tensor._wrap(_adaptive_weights(n, o, x.dtype)) for n, o in ((h, oh), (w, ow)))
+    rows, cols = (Tensor._wrap(like(_adaptive_weights(n, o, x.dtype), x.data)) for n, o in ((h, oh), (w, ow)))
     return rows @ (x @ cols.T)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import get_array_module, is_writeable, like
 from .tensor import Tensor, grad, no_grad, set_grad_enabled
 
 
@@ -57,7 +57,7 @@ class _Perturb:
 
     def __init__(self, t: Tensor):
         self.t, self.orig = t, t.data
-        if t.data.flags.writeable:
+        if is_writeable(t.data):
             self.saved = t.data.copy()
         else:  # perturb a copy; restoring is putting the original array back
             self.saved, t.data = None, t.data.copy()
@@ -215,12 +215,12 @@ def _gradcheck_fast(fn, inputs, eps, atol, rtol, seed) -> bool:
         for i, row in zip(diff, rows):
             a = float(np.sum(row * us[i]))
             p = _Perturb(inputs[i])
-            orig = p.t.data.copy()
+            orig, u = p.t.data.copy(), like(us[i], p.t.data)
             try:
                 with no_grad():
-                    p.t.data[...] = orig + eps * us[i]
+                    p.t.data[...] = orig + eps * u
                     plus = _snapshot(_outputs(fn, inputs)[o]).reshape(v.shape)
-                    p.t.data[...] = orig - eps * us[i]
+                    p.t.data[...] = orig - eps * u
                     minus = _snapshot(_outputs(fn, inputs)[o]).reshape(v.shape)
             finally:
                 p.restore()
@@ -243,7 +243,8 @@ def gradgradcheck(fn: Callable, inputs: Any, grad_outputs: Any = None, eps: floa
     outs = _outputs(fn, inputs)
     if grad_outputs is None:
         rng = np.random.default_rng(seed)
-        grad_outputs = tuple(Tensor(rng.standard_normal(o.shape).astype(o.dtype), requires_grad=True) for o in outs)
+        grad_outputs = tuple(Tensor(like(rng.standard_normal(o.shape).astype(o.dtype), o.data), requires_grad=True)
+                             for o in outs)
     grad_outputs = _as_tuple(grad_outputs)
 
     def first_derivative(*args):
@@ -255,10 +256,10 @@ def gradgradcheck(fn: Callable, inputs: Any, grad_outputs: Any = None, eps: floa
         ys = _outputs(fn, xs)
         live = [(y, v) for y, v in zip(ys, vs) if y.requires_grad]
         if not live:
-            return tuple(Tensor._wrap(np.zeros(xs[i].shape, dtype=xs[i].dtype)) for i in diff)
+            return tuple(Tensor._wrap(get_array_module(xs[i].data).zeros_like(xs[i].data)) for i in diff)
         gs = grad([y for y, _ in live], [xs[i] for i in diff], [v for _, v in live],
                   create_graph=True, allow_unused=True)
-        return tuple(Tensor._wrap(np.zeros(xs[i].shape, dtype=xs[i].dtype)) if g is None else g
+        return tuple(Tensor._wrap(get_array_module(xs[i].data).zeros_like(xs[i].data)) if g is None else g
                      for i, g in zip(diff, gs))
 
     return gradcheck(first_derivative, (*inputs, *grad_outputs), eps=eps, atol=atol, rtol=rtol,

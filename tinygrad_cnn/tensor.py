@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import as_numpy, get_array_module, is_array
+from .backend import as_numpy, get_array_module, is_array, is_writeable
 
 # --------------------------------------------------------------------------- allocator
 
@@ -1229,7 +1229,7 @@ def _backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bo
         gy_owned = {id(g.data): m for g, m in zip(gys, mine)}
         flags = []
         for a, b in zip(arrays, bases):
-            ok = a is not None and is_array(a) and a.flags.writeable and sum(x is b for x in bases) == 1
+            ok = a is not None and is_array(a) and is_writeable(a) and sum(x is b for x in bases) == 1
             flags.append(ok and gy_owned.get(id(b), b is a))  # a new array, or a view of an owned gy
         return flags
 
