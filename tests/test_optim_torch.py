@@ -12,7 +12,7 @@ from tinygrad_cnn import Tensor, optim
 
 torch = pytest.importorskip("torch")
 
-SHAPES = [(4, 3), (5,), (2, 3, 3, 3)]
+SHAPES = [(4, 3), (5,), (2, 3, 3, 3), ()]  # (): a 0-d parameter (NumPy turns a 0-d sum into a scalar)
 
 # (name, our constructor, torch constructor, kwargs shared by both)
 CASES = [
@@ -89,3 +89,148 @@ def test_adam_state_buffers_match_torch():
     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
         np.testing.assert_allclose(st[key], tst[key].numpy(), rtol=1e-12, err_msg=key)
     assert st["step"] == int(tst["step"]) == 2
+
+
+# Parameter groups: (our class, torch's name, defaults, overrides for the second group)
+GROUP_CASES = [
+    (optim.SGD, "SGD", dict(lr=0.1, momentum=0.9), dict(lr=0.01, weight_decay=0.1, nesterov=True)),
+    # (not initial_accumulator_value: torch.optim.Adagrad fills every group's sums from the constructor's value)
+    (optim.AdaGrad, "Adagrad", dict(lr=0.1, initial_accumulator_value=0.1), dict(lr_decay=0.05, eps=1e-3)),
+    (optim.RMSprop, "RMSprop", dict(lr=0.01), dict(centered=True, momentum=0.5, alpha=0.9)),
+    (optim.Adam, "Adam", dict(lr=0.01), dict(betas=(0.8, 0.9), amsgrad=True, weight_decay=0.01)),
+]
+
+
+def _grouped(cls, torch_name, defaults, overrides, seed=0, late_group=False):
+    """Ours and torch's optimizer over two groups of the same parameters; with ``late_group`` the
+    optimizers get only the first, and the second group (ours, torch's) is returned for add_param_group."""
+    rng = np.random.default_rng(seed)
+    init = [rng.standard_normal(s) for s in SHAPES]
+    ours = [Tensor(a.copy(), requires_grad=True) for a in init]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in init]
+    ogroups = [{"params": ours[:2]}, {"params": ours[2:], **overrides}]
+    tgroups = [{"params": theirs[:2]}, {"params": theirs[2:], **overrides}]
+    k = 1 if late_group else 2
+    opt, topt = cls(ogroups[:k], **defaults), getattr(torch.optim, torch_name)(tgroups[:k], **defaults)
+    return ours, theirs, opt, topt, (ogroups[1], tgroups[1]) if late_group else None
+
+
+def _steps(ours, theirs, opt, topt, n, rng):
+    for _ in range(n):
+        for p, tp in zip(ours, theirs):
+            g = rng.standard_normal(p.shape)
+            p.grad, tp.grad = Tensor(g.copy()), torch.tensor(g.copy())
+        opt.step()
+        topt.step()
+
+
+def _assert_same(ours, theirs, what):
+    for i, (p, tp) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{what}: param {i}")
+
+
+@pytest.mark.parametrize("cls,torch_name,defaults,overrides", GROUP_CASES, ids=[c[1] for c in GROUP_CASES])
+def test_param_groups_match_torch(cls, torch_name, defaults, overrides):
+    ours, theirs, opt, topt, _ = _grouped(cls, torch_name, defaults, overrides)
+    assert len(opt.param_groups) == 2 and opt.param_groups[1]["lr"] == topt.param_groups[1]["lr"]
+    assert {k: v for k, v in opt.param_groups[1].items() if k != "params"} == \
+        {k: (tuple(v) if isinstance(v, tuple) else v) for k, v in topt.param_groups[1].items()
+         if k in opt.defaults}
+    _steps(ours, theirs, opt, topt, 5, np.random.default_rng(1))
+    _assert_same(ours, theirs, "5 steps")
+
+
+@pytest.mark.parametrize("cls,torch_name,defaults,overrides", GROUP_CASES, ids=[c[1] for c in GROUP_CASES])
+def test_add_param_group_mid_training_matches_torch(cls, torch_name, defaults, overrides):
+    ours, theirs, opt, topt, (o2, t2) = _grouped(cls, torch_name, defaults, overrides, late_group=True)
+    rng = np.random.default_rng(2)
+    _steps(ours[:2], theirs[:2], opt, topt, 2, rng)
+    opt.add_param_group(o2)
+    topt.add_param_group(t2)
+    _steps(ours, theirs, opt, topt, 3, rng)
+    _assert_same(ours, theirs, "2 + 3 steps")
+
+
+@pytest.mark.parametrize("cls,torch_name,defaults,overrides", GROUP_CASES, ids=[c[1] for c in GROUP_CASES])
+def test_grouped_state_dict_round_trip_continues_like_torch(cls, torch_name, defaults, overrides, tmp_path):
+    import tinygrad_cnn as tc
+
+    ours, theirs, opt, topt, _ = _grouped(cls, torch_name, defaults, overrides)
+    rng = np.random.default_rng(3)
+    _steps(ours, theirs, opt, topt, 2, rng)
+    tc.save(opt.state_dict(), tmp_path / "opt.npz")
+    sd = tc.load(tmp_path / "opt.npz")
+    assert sd["group_sizes"].tolist() == [2, 2]
+    # a new optimizer with the same groups but other hyper-parameters: loading restores both groups
+    opt2 = cls([{"params": ours[:2], "lr": 0.5}, {"params": ours[2:]}], **defaults)
+    opt2.load_state_dict(sd)
+    assert opt2.param_groups[0]["lr"] == defaults["lr"]
+    assert all(opt2.param_groups[1][k] == (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items())
+    _steps(ours, theirs, opt2, topt, 3, rng)
+    _assert_same(ours, theirs, "2 steps, reload, 3 steps")
+
+
+def test_grouped_state_dict_refuses_other_group_layouts():
+    ps = [Tensor(np.ones(2), requires_grad=True) for _ in range(3)]
+    two = optim.SGD([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.5}], lr=0.1)
+    one = optim.SGD(ps, lr=0.1)
+    with pytest.raises(ValueError, match=r"parameter groups have \[3\] parameters, this optimizer's have \[1, 2\]"):
+        two.load_state_dict(one.state_dict())
+    with pytest.raises(ValueError, match="unexpected key 'group.1.lr'"):
+        one.load_state_dict(two.state_dict())
+    other = optim.SGD([{"params": ps[:2]}, {"params": ps[2:]}], lr=0.1)
+    with pytest.raises(ValueError, match=r"have \[1, 2\] parameters, this optimizer's have \[2, 1\]"):
+        other.load_state_dict(two.state_dict())
+
+
+def test_step_with_closure_matches_torch():
+    w0 = np.array([1.0, -2.0, 0.5])
+    p, t = Tensor(w0.copy(), requires_grad=True), torch.tensor(w0.copy(), requires_grad=True)
+    opt, topt = optim.SGD([p], lr=0.1, momentum=0.9), torch.optim.SGD([t], lr=0.1, momentum=0.9)
+    calls = []
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        calls.append(float(loss.data))
+        return loss
+
+    def tclosure():
+        topt.zero_grad()
+        loss = (t * t).sum()
+        loss.backward()
+        return loss
+
+    from tinygrad_cnn import no_grad
+
+    for _ in range(3):
+        with no_grad():  # the closure records anyway, as PyTorch's step runs it under enable_grad
+            loss = opt.step(closure)
+        tloss = topt.step(tclosure)
+        assert float(loss.data) == pytest.approx(float(tloss.detach()))
+    assert len(calls) == 3
+    np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12)
+    assert opt.step() is None and topt.step() is None
+
+
+@pytest.mark.parametrize("groups,error,match", [
+    (lambda ps: [ps[0], {"params": [ps[1]]}], TypeError, "all Tensors or all parameter-group dicts"),
+    (lambda ps: [{"params": [ps[0]], "momentun": 0.9}], ValueError, "unknown option.*'momentun'.*lr, momentum"),
+    (lambda ps: [{"params": [ps[0]]}, {"params": [ps[0], ps[1]]}], ValueError, "same Tensor as parameter 0"),
+    (lambda ps: [{"params": [ps[0]]}, {"params": [ps[1]], "lr": -1.0}], ValueError, "Invalid learning rate: -1"),
+    (lambda ps: [{"params": []}], ValueError, "parameter group 0 has no parameters"),
+    (lambda ps: [{"lr": 0.1}], TypeError, "dict with a 'params' entry"),
+], ids=["mixed", "typo", "shared", "bad-lr", "empty-group", "no-params"])
+def test_param_group_errors(groups, error, match):
+    ps = [Tensor(np.ones(2), requires_grad=True) for _ in range(2)]
+    with pytest.raises(error, match=match):
+        optim.SGD(groups(ps), lr=0.1)
+
+
+def test_lr_setter_sets_every_group():
+    ps = [Tensor(np.ones(2), requires_grad=True) for _ in range(2)]
+    opt = optim.Adam([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.5}], lr=0.1)
+    assert opt.lr == 0.1
+    opt.lr = 0.01
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.01]

@@ -6,14 +6,15 @@ Updates happen in place on ``param.data`` in the parameter's dtype (float32 stay
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
 from .backend import as_numpy, get_array_module
-from .tensor import Tensor, bump_version
+from .tensor import Tensor, bump_version, enable_grad
 
 
 def _check(opt: str, ok: bool, message: str) -> None:
@@ -37,10 +38,17 @@ def _check_number(opt: str, name: str, v: Any) -> None:
 
 
 class Optimizer:
-    """Holds parameters, hyper-parameters (``param_groups``) and per-parameter state buffers."""
+    """Holds parameter groups (``param_groups``: each a dict of ``params`` and hyper-parameters) and
+    per-parameter state buffers, as ``torch.optim.Optimizer``.
 
-    def __init__(self, params: Iterable[Tensor], defaults: dict[str, Any]):
+    ``params`` is an iterable of Tensors (one group with the defaults) or of dicts, each with
+    ``"params"`` and any hyper-parameters that differ from the defaults for that group.
+    """
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]):
         name = type(self).__name__
+        self.defaults = dict(defaults)
+        self._check_hyper(self.defaults)  # first, as torch.optim
         if isinstance(params, Tensor):
             raise TypeError(f"{name}: params should be an iterable of Tensors, got a single Tensor")
         try:
@@ -50,8 +58,38 @@ class Optimizer:
                             f"{type(params).__name__}") from None
         if not params:
             raise ValueError(f"{name}: optimizer got an empty parameter list")
-        seen: dict[int, int] = {}
-        for i, p in enumerate(params):
+        self.param_groups: list[dict[str, Any]] = []
+        self.params: list[Tensor] = []  # every group's parameters, in order: state[i] belongs to params[i]
+        self.state: list[dict[str, Any]] = []
+        self.step_count = 0
+        if all(isinstance(g, Mapping) for g in params):
+            for g in params:
+                self.add_param_group(g)
+        elif any(isinstance(g, Mapping) for g in params):
+            raise TypeError(f"{name}: params must be all Tensors or all parameter-group dicts, not a mix")
+        else:
+            self.add_param_group({"params": params})
+
+    def _check_hyper(self, hyper: dict[str, Any]) -> None:
+        """Raise if a group's hyper-parameters are invalid (each optimizer checks its own, as torch.optim)."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyper-parameters (unset ones take the defaults), as PyTorch."""
+        name, at = type(self).__name__, len(self.param_groups)
+        if not isinstance(param_group, Mapping) or "params" not in param_group:
+            raise TypeError(f"{name}: a parameter group is a dict with a 'params' entry, got "
+                            f"{type(param_group).__name__}")
+        unknown = sorted(set(param_group) - set(self.defaults) - {"params"})
+        if unknown:
+            raise ValueError(f"{name}: parameter group {at} has unknown option(s) {', '.join(map(repr, unknown))}; "
+                             f"{name}'s options are {', '.join(self.defaults)}")
+        ps = param_group["params"]
+        ps = [ps] if isinstance(ps, Tensor) else list(ps)
+        if not ps:
+            raise ValueError(f"{name}: parameter group {at} has no parameters")
+        seen = {id(p): i for i, p in enumerate(self.params)}
+        for p in ps:
+            i = len(self.params)
             if not isinstance(p, Tensor):
                 raise TypeError(f"{name}: parameters must be Tensors, got {type(p).__name__}")
             if not p.is_leaf:  # its .grad is never filled: step() would silently do nothing
@@ -59,50 +97,66 @@ class Optimizer:
                                  f"made by {p.creator.name}); pass leaves such as model.parameters()")
             if id(p) in seen:  # step() would update it twice
                 raise ValueError(f"{name}: parameter {i} (shape {p.shape}) is the same Tensor as parameter "
-                                 f"{seen[id(p)]}; pass each parameter once")
+                                 f"{seen[id(p)]}; pass each parameter once (in one group)")
             seen[id(p)] = i
-        self.params = params
-        self.param_groups = [{"params": params, **defaults}]
-        self.state: list[dict[str, Any]] = [{} for _ in params]
-        self.step_count = 0
+            self.params.append(p)
+        group = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
+        self._check_hyper(group)
+        self.param_groups.append({"params": ps, **group})
+        self.state.extend({} for _ in ps)
 
     @property
     def lr(self) -> float:
+        """The first group's learning rate; setting it sets every group's (what ``fit``'s schedule does)."""
         return self.param_groups[0]["lr"]
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self.param_groups[0]["lr"] = value
+        for group in self.param_groups:
+            group["lr"] = value
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the parameters' gradients (``set_to_none=False``: zero-filled ones instead, as PyTorch)."""
         for p in self.params:
             p.zero_grad(set_to_none)
 
-    def step(self) -> None:
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient. ``closure`` (as PyTorch's) recomputes the loss
+        first, with recording on, and its result is returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         self.step_count += 1
-        group = self.param_groups[0]
-        for p, state in zip(self.params, self.state):
-            if p.grad is None:
-                continue
-            g = p.grad.data
-            if group.get("weight_decay", 0.0):
-                g = g + p.data * p.data.dtype.type(group["weight_decay"])
-            bump_version(p)  # a graph that kept the old values can no longer backpropagate through them
-            self.update(p.data, g, state, group)
+        i = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                state, i = self.state[i], i + 1
+                if p.grad is None:
+                    continue
+                g = p.grad.data
+                if group.get("weight_decay", 0.0):  # (asarray: NumPy makes a 0-d sum a scalar, which buffers copy)
+                    g = get_array_module(g).asarray(g + p.data * p.data.dtype.type(group["weight_decay"]))
+                bump_version(p)  # a graph that kept the old values can no longer backpropagate through them
+                self.update(p.data, g, state, group)
+        return loss
 
     def update(self, p, g, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
 
     # -- checkpoints -------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Flat dict: hyper-parameters under ``group.<name>``, buffers under ``state.<i>.<name>``,
-        and the number of parameters (``param_count``) so that a reload can check it."""
+        """Flat dict: hyper-parameters under ``group.<name>`` (group 0) and ``group.<g>.<name>`` (the
+        others, with ``group_sizes``), buffers under ``state.<i>.<name>``, and the number of parameters
+        (``param_count``) so that a reload can check it."""
         out: dict[str, np.ndarray] = {"step_count": np.asarray(self.step_count),
                                       "param_count": np.asarray(len(self.params))}
-        for k, v in self.param_groups[0].items():
-            if k != "params":
-                out[f"group.{k}"] = np.asarray(v)
+        if len(self.param_groups) > 1:
+            out["group_sizes"] = np.asarray([len(g["params"]) for g in self.param_groups])
+        for gi, group in enumerate(self.param_groups):
+            for k, v in group.items():
+                if k != "params":
+                    out[f"group.{gi}.{k}" if gi else f"group.{k}"] = np.asarray(v)
         for i, st in enumerate(self.state):
             for k, v in st.items():
                 out[f"state.{i}.{k}"] = np.array(as_numpy(v), copy=True)
@@ -112,27 +166,30 @@ class Optimizer:
         """Replace hyper-parameters and state with ``sd``'s (from :meth:`state_dict`), as PyTorch does.
 
         Checked before anything changes: every key must be one this optimizer writes, the
-        parameter count and each buffer's shape must match. Buffers keep the parameters' dtype
-        (0-d ones stay arrays, so in-place updates keep working); counters such as ``step`` are ints.
+        parameter count, the group sizes and each buffer's shape must match. Buffers keep the
+        parameters' dtype (0-d ones stay arrays, so in-place updates keep working); counters such as
+        ``step`` are ints.
         """
         name = type(self).__name__
         if not isinstance(sd, Mapping):
             raise TypeError(f"{name}.load_state_dict: expected a dict (from state_dict()), got {type(sd).__name__}")
-        group = self.param_groups[0]
-        hyper: dict[str, Any] = {}
+        hyper: list[dict[str, Any]] = [{} for _ in self.param_groups]
         state: list[dict[str, Any]] = [{} for _ in self.params]
         for key, v in sd.items():
             arr = np.asarray(v)
-            if key in ("step_count", "param_count"):
-                if arr.ndim or arr.dtype.kind not in "iu":
-                    raise ValueError(f"{name}.load_state_dict: {key} must be an integer, got {arr!r}")
-            elif key.startswith("group.") and key[len("group."):] in group and key != "group.params":
-                h = key[len("group."):]
-                hyper[h] = tuple(arr.tolist()) if arr.ndim else arr.item()
-                old = group[h]
-                if isinstance(old, Real) and not isinstance(hyper[h], Real) or \
-                        isinstance(old, tuple) and (not isinstance(hyper[h], tuple) or len(hyper[h]) != len(old)):
-                    raise ValueError(f"{name}.load_state_dict: {key} is {hyper[h]!r:.40}, but {h} is {old!r} here")
+            group_key = _GROUP_KEY.fullmatch(key)
+            if key in ("step_count", "param_count", "group_sizes"):
+                if arr.ndim > (key == "group_sizes") or arr.dtype.kind not in "iu":
+                    what = "integers" if key == "group_sizes" else "an integer"
+                    raise ValueError(f"{name}.load_state_dict: {key} must be {what}, got {arr!r}")
+            elif group_key and int(group_key[1] or 0) < len(self.param_groups) and group_key[2] in self.defaults:
+                gi, h = int(group_key[1] or 0), group_key[2]
+                hyper[gi][h] = tuple(arr.tolist()) if arr.ndim else arr.item()
+                old = self.param_groups[gi][h]
+                new = hyper[gi][h]
+                if isinstance(old, Real) and not isinstance(new, Real) or \
+                        isinstance(old, tuple) and (not isinstance(new, tuple) or len(new) != len(old)):
+                    raise ValueError(f"{name}.load_state_dict: {key} is {new!r:.40}, but {h} is {old!r} here")
             elif key.startswith("state.") and key.count(".") >= 2 and key.split(".")[1].isdigit():
                 _, i, buf = key.split(".", 2)
                 i = int(i)
@@ -149,28 +206,40 @@ class Optimizer:
                     state[i][buf] = get_array_module(p.data).array(arr, dtype=p.dtype)
             else:
                 raise ValueError(f"{name}.load_state_dict: unexpected key {key!r}: not a state dict of {name} "
-                                 "(keys are step_count, param_count, group.<hyper-parameter>, state.<i>.<buffer>)")
+                                 f"with {len(self.param_groups)} parameter group(s) (keys are step_count, "
+                                 "param_count, group_sizes, group.[<g>.]<hyper-parameter>, state.<i>.<buffer>)")
         count = int(sd.get("param_count", len(self.params)))  # state dicts written before param_count: unchecked
         if count != len(self.params):
             raise ValueError(f"{name}.load_state_dict: the state dict is for {count} parameters, the optimizer "
                              f"has {len(self.params)}")
-        group.update(hyper)
+        sizes = [int(n) for n in np.atleast_1d(sd.get("group_sizes", count))]
+        ours = [len(g["params"]) for g in self.param_groups]
+        if sizes != ours:
+            raise ValueError(f"{name}.load_state_dict: the state dict's parameter groups have {sizes} parameters, "
+                             f"this optimizer's have {ours}")
+        for group, h in zip(self.param_groups, hyper):
+            group.update(h)
         self.state = state
         self.step_count = int(sd.get("step_count", 0))
+
+
+_GROUP_KEY = re.compile(r"group\.(?:(\d+)\.)?([A-Za-z_]\w*)")
 
 
 class SGD(Optimizer):
     """``p -= lr * g`` with optional (Nesterov) momentum and L2 weight decay, as ``torch.optim.SGD``."""
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
-        name = type(self).__name__
-        _check_nonneg(name, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        _check(name, not nesterov or (momentum > 0 and dampening == 0),
-               f"Nesterov momentum requires a momentum and zero dampening (got momentum={momentum}, "
-               f"dampening={dampening})")
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
+
+    def _check_hyper(self, h):
+        name = type(self).__name__
+        _check_nonneg(name, lr=h["lr"], momentum=h["momentum"], weight_decay=h["weight_decay"])
+        _check(name, not h["nesterov"] or (h["momentum"] > 0 and h["dampening"] == 0),
+               f"Nesterov momentum requires a momentum and zero dampening (got momentum={h['momentum']}, "
+               f"dampening={h['dampening']})")
 
     def update(self, p, g, state, group):
         t = p.dtype.type
@@ -187,14 +256,18 @@ class SGD(Optimizer):
 
 
 class AdaGrad(Optimizer):
-    """Per-element learning rates ``lr / sqrt(sum g^2)``, as ``torch.optim.Adagrad``."""
+    """Per-element learning rates ``lr / sqrt(sum g^2)``, as ``torch.optim.Adagrad``.
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
-        _check_nonneg(type(self).__name__, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                      initial_accumulator_value=initial_accumulator_value, eps=eps)
+    A parameter group's own ``initial_accumulator_value`` starts its sums (torch.optim.Adagrad
+    fills every group's from the constructor's value)."""
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 0.01, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps))
+
+    def _check_hyper(self, h):
+        _check_nonneg(type(self).__name__, **h)
 
     def update(self, p, g, state, group):
         t = p.dtype.type
@@ -214,11 +287,14 @@ Adagrad = AdaGrad
 class RMSprop(Optimizer):
     """Divide by a running RMS of gradients, as ``torch.optim.RMSprop`` (optionally centered, with momentum)."""
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
-        _check_nonneg(type(self).__name__, lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 0.01, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
+
+    def _check_hyper(self, h):
+        _check_nonneg(type(self).__name__, lr=h["lr"], eps=h["eps"], momentum=h["momentum"],
+                      weight_decay=h["weight_decay"], alpha=h["alpha"])
 
     def update(self, p, g, state, group):
         t = p.dtype.type
@@ -255,20 +331,22 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     """Adam with bias correction, as ``torch.optim.Adam`` (L2 ``weight_decay``, optional AMSGrad)."""
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
-        name = type(self).__name__
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 amsgrad: bool = False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+
+    def _check_hyper(self, h):
+        name, betas = type(self).__name__, h["betas"]
         if not isinstance(betas, (tuple, list)):
             raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {type(betas).__name__} {betas!r:.40}")
-        betas = tuple(betas)
+        h["betas"] = betas = tuple(betas)
         _check(name, len(betas) == 2, f"betas must be a pair (beta1, beta2), got {betas}")
-        _check_nonneg(name, lr=lr, eps=eps)
+        _check_nonneg(name, lr=h["lr"], eps=h["eps"])
         for i, b in enumerate(betas):
             _check_number(name, f"betas[{i}]", b)
             _check(name, 0.0 <= b < 1.0, f"Invalid beta parameter at index {i}: {b}")
-        _check_nonneg(name, weight_decay=weight_decay)
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+        _check_nonneg(name, weight_decay=h["weight_decay"])
 
     def update(self, p, g, state, group):
         t = p.dtype.type
