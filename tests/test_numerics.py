@@ -168,3 +168,61 @@ def test_rmsprop_centered_with_overflowing_gradients_stays_finite_as_torch():
     assert np.isfinite(t.data).all()
     ref = pt.detach().numpy()
     np.testing.assert_allclose(t.data, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+
+
+# ----------------------------------------------------------------------------- 0-d tensors, int division, sqrt
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["sigmoid", "softmax", "log_softmax", "std", "tanh", "exp"])
+def test_zero_d_tensors_like_torch(dtype, op):
+    """NumPy gives a scalar for a ufunc on a 0-d array; ops that then wrote into it with out= crashed."""
+    x = Tensor(np.array(0.3, dtype), requires_grad=True)
+    t = torch.tensor(0.3, dtype=getattr(torch, np.dtype(dtype).name), requires_grad=True)
+    call = {"softmax": lambda v: v.softmax(-1), "log_softmax": lambda v: v.log_softmax(-1)}.get(
+        op, lambda v: getattr(v, op)())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # std of one value: NaN, with a warning on both sides
+        y, ty = call(x), call(t)
+        y.backward()
+        ty.backward()
+    assert y.shape == () and y.dtype == dtype
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.data, t.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [0, -1, (0,), (-1,), None])
+@pytest.mark.parametrize("op", ["sum", "max", "min", "mean", "amax"])
+def test_zero_d_reductions_take_dim_zero_as_torch(op, axis):
+    x = Tensor(np.array(2.0, np.float32), requires_grad=True)
+    y = getattr(x, op)(axis)
+    assert y.shape == () and float(y.data) == 2.0
+    y.backward()
+    assert float(x.grad.data) == 1.0
+    with pytest.raises(np.exceptions.AxisError):
+        getattr(x, op)((1,))
+
+
+@pytest.mark.parametrize("a,b", [
+    (np.array(-1, np.int8), np.array([2], np.uint8)), (np.array(-3), np.array([2], np.uint8)),
+    (np.array([-7, 9], np.int16), np.array(2, np.uint8)), (np.array([5, 6]), np.array([2])),
+    (np.array([True, False]), np.array([2, 4], np.uint8)),
+], ids=["i8-0d/u8", "i64-0d/u8", "i16/u8-0d", "i64/i64", "bool/u8"])
+def test_integer_true_division_converts_each_operand_from_its_own_dtype(a, b):
+    ours = Tensor(a) / Tensor(b)
+    theirs = torch.tensor(a) / torch.tensor(b)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours.data, theirs.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sqrt_values_and_gradients_at_special_points_like_torch(dtype):
+    v = np.array([-np.inf, -1.0, -0.0, 0.0, 1e-30, 2.0, np.inf], dtype)
+    x = Tensor(v.copy(), requires_grad=True)
+    t = torch.tensor(v.copy(), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = x.sqrt()
+        y.sum().backward()
+    t.sqrt().sum().backward()
+    np.testing.assert_array_equal(y.data, t.detach().sqrt().numpy())
+    np.testing.assert_array_equal(x.grad.data, t.grad.numpy())  # -0.0 -> -inf, below 0 -> NaN

@@ -147,7 +147,7 @@ class Zoo(nn.Module):
         h = F.avg_pool2d(h, 3, 2, padding=1) + F.max_pool2d(h, 3, 2, padding=1) * 0.5  # (N, 4, 3, 3)
         h = F.pad(h, (1, 2, 0, 1), value=0.25)                                         # (N, 4, 4, 6)
         h = (h * 2 - 1) / 3
-        h = h ** 2 + (-h).exp() + (h * h + 1).log() - 2 / (h * h + 1)
+        h = h ** 2 + (-h).exp() + (h * h + 1).log() - 2 / (h * h + 1) + (h * h + 0.5).sqrt()
         h = F.tanh(self.fc(h.astype(np.float32)))                                      # Linear on 4-D input
         h = h.transpose(0, 2, 3, 1).reshape(h.shape[0], 4, -1)                         # (N, 4, 20)
         h = h + h.sum(axis=2, keepdims=True) * 0.1 - h.max(axis=1, keepdims=True) - h.mean(axis=0) * 0.2
@@ -164,7 +164,7 @@ def test_every_mapped_op_matches_onnxruntime(opset):
     onnx.checker.check_model(proto, full_check=True)
     ops = {n.op_type for n in proto.graph.node}
     assert {"Conv", "LRN", "AveragePool", "MaxPool", "Pad", "Mul", "Add", "Sub", "Div", "Pow", "Neg", "Exp",
-            "Log", "Tanh", "Sigmoid", "Transpose", "Reshape", "ReduceSum", "ReduceMax", "ReduceMean", "Softmax",
+            "Log", "Sqrt", "Tanh", "Sigmoid", "Transpose", "Reshape", "ReduceSum", "ReduceMax", "ReduceMean", "Softmax",
             "LogSoftmax",
             "MatMul", "Cast"} <= ops
     x = images((3, 3, 6, 6), seed=4)

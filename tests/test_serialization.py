@@ -82,6 +82,38 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert target.read_text() == "text"
 
 
+def test_atomic_write_through_a_symlink_keeps_the_link(tmp_path):
+    target = tmp_path / "real" / "model.npz"
+    atomic_write(target, lambda f: f.write(b"old"))
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    assert tc.save({"w": np.ones(2)}, link) == link
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    np.testing.assert_array_equal(tc.load(target)["w"], np.ones(2))
+    dangling = tmp_path / "dangling.npz"
+    dangling.symlink_to(tmp_path / "new.npz")  # a link to a file not written yet: created, as open() would
+    atomic_write(dangling, lambda f: f.write(b"x"))
+    assert dangling.is_symlink() and (tmp_path / "new.npz").read_bytes() == b"x"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo (POSIX)")
+def test_atomic_write_to_a_fifo_writes_into_it(tmp_path):
+    """A device or FIFO (``-o /dev/null``) is written to, not replaced by a regular file."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write(fifo, lambda f: f.write(b"through the pipe"))
+    reader.join(timeout=10)
+    assert got == [b"through the pipe"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["pipe"]
+
+
 def test_load_truncated_file(tmp_path):
     good = tc.save({"w": np.arange(1000, dtype=np.float32)}, tmp_path / "good.npz")
     bad = tmp_path / "truncated.npz"

@@ -80,6 +80,7 @@ def _cases() -> Iterator[Case]:
     for name, fn in [("relu", F.relu), ("sigmoid", F.sigmoid), ("tanh", F.tanh), ("exp", F.exp)]:
         yield Case(name, "(3, 4)", lambda r, fn=fn: (fn, (_t(r, 3, 4),)))
     yield Case("log", "(3, 4) positive", lambda r: (F.log, (_t(r, 3, 4, positive=True),)))
+    yield Case("sqrt", "(3, 4) positive", lambda r: (lambda x: x.sqrt(), (_t(r, 3, 4, positive=True),)))
     yield Case("matmul", "(3,4)@(4,5)", lambda r: (lambda a, b: a @ b, (_t(r, 3, 4), _t(r, 4, 5))))
     yield Case("matmul", "batched (2,3,4)@(4,2)", lambda r: (lambda a, b: a @ b, (_t(r, 2, 3, 4), _t(r, 4, 2))))
     yield Case("linear", "(3,4)->5 bias", lambda r: (F.linear, (_t(r, 3, 4), _t(r, 5, 4), _t(r, 5))))

@@ -108,7 +108,7 @@ class Sigmoid(Function):
     def forward(self, x):
         xp = get_array_module(x)
         x = _as_float(x)
-        e = xp.negative(x)
+        e = xp.asarray(xp.negative(x))  # (asarray: NumPy gives a scalar for a 0-d input, and out= needs an array)
         with np.errstate(over="ignore"):
             xp.exp(e, out=e)
         e += x.dtype.type(1)
@@ -226,7 +226,7 @@ class Softmax(Function):
         if x.size == 0:  # an empty axis has no max; an empty result either way
             return x.copy()
         with np.errstate(over="ignore"):  # finite logits over 3.4e38 apart (float32): -inf, whose exp is the exact 0
-            e = xp.subtract(x, x.max(axis=self.axis, keepdims=True))
+            e = xp.asarray(xp.subtract(x, x.max(axis=self.axis, keepdims=True)))  # (0-d: a scalar otherwise)
         xp.exp(e, out=e)
         e /= e.sum(axis=self.axis, keepdims=True)
         return e

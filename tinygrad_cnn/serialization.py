@@ -32,9 +32,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
 
     Missing parent folders are created. A crash or an exception leaves the old file (or nothing)
     in place, never half a file. A parent that is a file, or a ``path`` that is a folder, raises
-    ``NotADirectoryError`` / ``IsADirectoryError`` naming the path.
+    ``NotADirectoryError`` / ``IsADirectoryError`` naming the path. A symlink is written through
+    (the file it points at is replaced; the link stays), and a device or FIFO (``/dev/null``) is
+    written to directly: a rename would put a regular file in its place.
     """
-    path = Path(path)
+    given = path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, mode) as f:
+            write(f)
+        return given
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -54,7 +62,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+    return given
 
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: the same state gives the same bytes

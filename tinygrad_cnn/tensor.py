@@ -532,7 +532,7 @@ class Tensor:
     # Reductions take NumPy's ``axis``/``keepdims`` and PyTorch's ``dim``/``keepdim`` (keywords) alike.
     def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         axis, keepdims = _torch_dims("sum", axis, keepdims, dim, keepdim)
-        return Sum(_check_axis("sum", axis, self.ndim), keepdims)(self)
+        return Sum(_check_axis("sum", _scalar_axis("sum", axis, self.ndim), self.ndim), keepdims)(self)
 
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         axis, keepdims = _torch_dims("mean", axis, keepdims, dim, keepdim)
@@ -542,7 +542,7 @@ class Tensor:
         """Max over ``axis`` (values only). PyTorch's ``max(dim=...)`` returns ``(values, indices)``:
         that spelling raises, pointing to ``amax`` and ``argmax``, rather than return something else."""
         _no_torch_max("max", dim, keepdim)
-        axis = _check_axis("max", axis, self.ndim)
+        axis = _check_axis("max", _scalar_axis("max", axis, self.ndim), self.ndim)
         _check_nonempty("max", self.shape, axis)
         return Max(axis, keepdims)(self)
 
@@ -622,7 +622,7 @@ class Tensor:
     def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool | None = None) -> Tensor:
         """Min over ``axis`` (values only, like ``max``; tied minima share the gradient)."""
         _no_torch_max("min", dim, keepdim)
-        axis = _check_axis("min", axis, self.ndim)
+        axis = _check_axis("min", _scalar_axis("min", axis, self.ndim), self.ndim)
         _check_nonempty("min", self.shape, axis)
         if not _is_float(self.data):  # no gradient to route, and -x wraps unsigned ints / refuses bools
             return Tensor._wrap(self.data.min(axis=axis, keepdims=keepdims))
@@ -636,7 +636,7 @@ class Tensor:
         return Abs()(self)
 
     def sqrt(self) -> Tensor:
-        return self ** 0.5
+        return Sqrt()(self)
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002 - torch's names
         """Clip to ``[min, max]``; the gradient passes where ``min <= x <= max``, as PyTorch."""
@@ -887,7 +887,7 @@ def _pow2_scale(a, axis) -> tuple[Tensor, Tensor]:
     NaN; the exponent stays within float32's normal range."""
     xp = get_array_module(a)
     _, e = xp.frexp(xp.abs(a).max(axis=axis, keepdims=True))  # e = 0 for 0, inf and NaN
-    xp.clip(e, -126, 126, out=e)
+    e = xp.clip(e, -126, 126)
     one = a.dtype.type(1)
     return Tensor._wrap(xp.ldexp(one, -e)), Tensor._wrap(xp.ldexp(one, e))
 
@@ -1553,6 +1553,19 @@ class Exp(Function):
         return gy * self.output()
 
 
+class Sqrt(Function):
+    """``sqrt(x)``, gradient ``gy / (2 sqrt(x))`` from the output (``-inf`` at ``-0.0``, NaN below 0, as PyTorch)."""
+
+    keeps_output = True
+    reads_inputs = False
+
+    def forward(self, a):
+        return get_array_module(a).sqrt(_as_float(a))
+
+    def backward(self, gy):
+        return gy / (self.output() * 2)
+
+
 class Log(Function):
     def forward(self, a):
         return get_array_module(a).log(_as_float(a))
@@ -1621,6 +1634,8 @@ def _operands(a, b, true_divide: bool = False) -> tuple[Tensor, Tensor]:
         b = as_tensor(b)
         a = as_tensor(a, b)
     fa, fb = _is_float(a.data), _is_float(b.data)
+    if true_divide and not fa and not fb:  # each from its own dtype (int8 -1 / uint8 2 is -0.5, as PyTorch)
+        return Tensor._wrap(a.data.astype(np.float32)), Tensor._wrap(b.data.astype(np.float32))
     if fa != fb:
         if fa:
             b = Tensor._wrap(b.data.astype(a.dtype))
@@ -1636,8 +1651,6 @@ def _operands(a, b, true_divide: bool = False) -> tuple[Tensor, Tensor]:
         elif not fa and np.result_type(a.dtype, b.dtype).kind == "f":
             raise TypeError(f"no integer dtype holds both {a.dtype} and {b.dtype} (NumPy would compute in float64, "
                             "PyTorch refuses them too); cast one operand first, e.g. x.long()")
-    if true_divide and not fa:
-        a, b = Tensor._wrap(a.data.astype(np.float32)), Tensor._wrap(b.data.astype(np.float32))
     return a, b
 
 

@@ -612,6 +612,7 @@ _HANDLERS = {
     "Tanh": _same("Tanh"),
     "Exp": _same("Exp"),
     "Log": _same("Log"),
+    "Sqrt": _same("Sqrt"),
     "Neg": _same("Neg"),
     "Linear": _linear,
     "MatMul": _matmul,

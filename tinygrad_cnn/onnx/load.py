@@ -700,7 +700,7 @@ _OPS: dict[str, Any] = {
     "Exp": _unary(F.exp, np.exp),
     "Log": _unary(F.log, np.log),
     "Neg": _unary(lambda t: -t, np.negative),
-    "Sqrt": _unary(lambda t: t ** 0.5, np.sqrt),
+    "Sqrt": _unary(lambda t: t.sqrt(), np.sqrt),
     "Gemm": _gemm,
     "MatMul": _matmul,
     "Add": _binary(lambda a, b: a + b),
