@@ -192,3 +192,72 @@ def test_resume_of_a_checkpoint_from_before_random_shift_keeps_it_off(unshifted_
     assert main(["train", "--epochs", "2", "--resume", "--out", str(old), "--no-progress", "--no-pictures"]) == 0
     assert "shifts <= 0 px" in capsys.readouterr().out
     assert training.load_checkpoint(old).config["random_shift"] == 0
+
+
+def test_train_refuses_to_overwrite_a_run_without_resume(smoke_run, tmp_path, capsys):
+    _, out, _ = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = (copy / "checkpoint.npz").read_bytes()
+    with pytest.raises(SystemExit, match=r"already holds a run \(checkpoint.npz\); pass --resume"):
+        main(["train", *TINY, "--out", str(copy)])
+    assert "training" not in capsys.readouterr().out
+    assert (copy / "checkpoint.npz").read_bytes() == before
+
+
+def test_default_run_directories_never_collide(tmp_path, monkeypatch, capsys):
+    """Two runs started in the same second (the default name's resolution) get two directories."""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20260101-000000")
+    for _ in range(2):
+        assert main(["train", *TINY, "--no-pictures"]) == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["simpleconvnet-mnist-sample-20260101-000000", "simpleconvnet-mnist-sample-20260101-000000-2"]
+    assert all((tmp_path / "runs" / r / "checkpoint.npz").is_file() for r in runs)
+
+
+def _with_config(src: Path, dst: Path, edit) -> Path:
+    with np.load(src) as z:
+        state = {k: z[k] for k in z.files}
+    edit(state)
+    np.savez(dst, **state)
+    return dst
+
+
+def test_evaluate_and_features_report_unfit_model_kwargs_in_one_line(smoke_run, tmp_path, capsys):
+    _, out, _ = smoke_run
+
+    def bogus(state):
+        cfg = json.loads(training.array_text(state["meta.config"]))
+        cfg["model_kwargs"] = {"bogus": 1}
+        state["meta.config"] = training.text_array(json.dumps(cfg))
+
+    ck = _with_config(out / "checkpoint.npz", tmp_path / "kw.npz", bogus)
+    assert main(["evaluate", "--checkpoint", str(ck)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot build simpleconvnet with {'bogus': 1} (the model_kwargs stored in" in err and "Traceback" not in err
+    assert main(["features", "--checkpoint", str(ck), "-o", str(tmp_path / "f.png")]) == 1
+    assert "cannot build simpleconvnet" in capsys.readouterr().err
+
+    def broken(state):
+        state["meta.config"] = training.text_array("{not json")
+
+    ck = _with_config(out / "checkpoint.npz", tmp_path / "json.npz", broken)
+    assert main(["evaluate", "--checkpoint", str(ck)]) == 2
+    assert "json.npz: meta.config is not readable (JSONDecodeError" in capsys.readouterr().err
+
+
+def test_resume_of_a_fit_run_names_the_settings_it_lacks(tmp_path):
+    """A run written by fit() in Python records no CLI settings: resuming it does not assume the CLI's defaults."""
+    from tinygrad_cnn import models, optim
+    from tinygrad_cnn.data import DataLoader, load_dataset
+
+    (x, y), _ = load_dataset("mnist-sample")
+    model = models.LeNet5()
+    training.fit(model, optim.Adam(model.parameters(), 1e-3), DataLoader(x[:40], y[:40], batch_size=20), None,
+                 epochs=1, out_dir=tmp_path / "fitrun", progress_bar=False, pictures=False)
+    with pytest.raises(SystemExit, match=r"not written by `tinygrad-cnn train`.*--optimizer.*"
+                                         r"\(its optimizer state is --optimizer adam's\)"):
+        main(["train", "--resume", "--out", str(tmp_path / "fitrun"), "--epochs", "2"])

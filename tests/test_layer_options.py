@@ -151,9 +151,11 @@ def test_pool_modules_match_torch_and_repr(dtype):
     assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"
     assert repr(nn.MaxPool2d(3, 2, 1, ceil_mode=True)) == \
         "MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)"
-    assert repr(nn.AvgPool2d(3, 2, 1, True, False)) == \
-        "AvgPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)"
-    assert repr(nn.AvgPool2d(3)) == "AvgPool2d(kernel_size=3, stride=3, padding=0)"
+    for ours, theirs in [(nn.AvgPool2d(3, 2, 1, True, False), torch.nn.AvgPool2d(3, 2, 1, True, False)),
+                         (nn.AvgPool2d(3), torch.nn.AvgPool2d(3)),
+                         (nn.Dropout(0.25), torch.nn.Dropout(0.25)),
+                         (nn.Dropout(0.5, inplace=True), torch.nn.Dropout(0.5, inplace=True))]:
+        assert repr(ours) == repr(theirs)  # PyTorch's AvgPool2d repr shows kernel, stride and padding only
 
 
 # --------------------------------------------------------------------------- conv2d padding='same' / 'valid'
@@ -468,3 +470,50 @@ def test_adaptive_avg_pool_empty_input_axis_and_empty_output():
     assert y.shape == tuple(TF.adaptive_avg_pool2d(torch.ones(1, 2, 4, 5), (0, 3)).shape)
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.data, 0.0)
+
+
+# ------------------------------------------------------------------ dropout(inplace=True), repr of a None child
+
+def test_dropout_inplace_writes_into_its_input_with_the_same_values_and_gradients():
+    results = []
+    for inplace in (False, True):
+        tc.manual_seed(3)
+        w = Tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+        h = Tensor(np.ones((5, 3))) @ w.T  # a fresh non-leaf: safe to overwrite
+        y = F.dropout(h, 0.5, True, inplace)
+        assert (y is h) == inplace
+        (y * y).sum().backward()
+        results.append((y.data.copy(), w.grad.data.copy()))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    module = nn.Dropout(0.5, inplace=True)
+    h = Tensor(np.ones((2, 8)))
+    assert module(h) is h and set(np.unique(h.data)) <= {0.0, 2.0}
+    module.eval()
+    assert module(h) is h
+
+
+def test_dropout_inplace_is_refused_where_it_would_corrupt_a_gradient():
+    leaf = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"dropout\(inplace=True\): a leaf tensor that requires grad"):
+        F.dropout(leaf, 0.5, inplace=True)
+    with pytest.raises(RuntimeError, match="needed to compute a gradient.*Sigmoid"):
+        F.dropout(leaf.sigmoid(), 0.5, inplace=True)
+    with pytest.raises(TypeError, match="needs a float tensor"):
+        F.dropout(Tensor(np.ones(3, dtype=np.int64)), 0.5, inplace=True)
+
+
+def test_module_repr_shows_a_child_set_to_none_like_torch():
+    class Ours(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.ReLU(), nn.Tanh()
+            self.b = None
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.ReLU(), torch.nn.Tanh()
+            self.b = None
+
+    assert repr(Ours()).replace("Ours", "M") == repr(Theirs()).replace("Theirs", "M")

@@ -232,7 +232,7 @@ def test_repr_like_pytorch():
         "  (block): Block(\n"
         "    (conv): Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))\n"
         "    (act): ReLU()\n"
-        "    (drop): Dropout(p=0.5)\n"
+        "    (drop): Dropout(p=0.5, inplace=False)\n"
         "  )\n"
         "  (head): Sequential(\n"
         "    (0): Flatten(start_dim=1, end_dim=-1)\n"

@@ -511,6 +511,8 @@ def test_bad_files_raise_a_clear_error_naming_the_file(tmp_path):
         assert isinstance(info.value, ValueError)
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
         load(tmp_path / "missing.onnx")
+    with pytest.raises(IsADirectoryError, match="is a directory, not an ONNX file"):
+        load(tmp_path)
 
 
 # --------------------------------------------------------------------------- CLI and packaging

@@ -139,23 +139,30 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     recorded op still needs for its backward (e.g. the output of sigmoid, or an input of matmul).
     """
     x = as_tensor(x)
-    if not inplace:
-        return ReLU()(x)
+    return _in_place("relu", x, ReLU(inplace=True)) if inplace else ReLU()(x)
+
+
+def _in_place(op: str, x: Tensor, fn: Function) -> Tensor:
+    """Run ``fn``, which writes its result into its input's array, on ``x``, and make ``x`` its output.
+
+    Refused where it would corrupt a gradient: on a leaf that requires grad, and on a tensor whose
+    values a recorded op still needs for its backward (e.g. the output of sigmoid, or an input of matmul).
+    """
     if is_grad_enabled():
         if x.requires_grad and _leaf_below(x):
-            raise RuntimeError("relu(inplace=True): a leaf tensor that requires grad (or a view of one) cannot be "
+            raise RuntimeError(f"{op}(inplace=True): a leaf tensor that requires grad (or a view of one) cannot be "
                                "modified in place")
         needed = _values_needed(x)
         if needed is not None:
             what = "this tensor" if needed is x else "the tensor this one is a view of"
-            raise RuntimeError(f"relu(inplace=True): the values of {what} are needed to compute a gradient "
+            raise RuntimeError(f"{op}(inplace=True): the values of {what} are needed to compute a gradient "
                                f"(it is the output of {needed.creator.name} or the input of a recorded op that "
-                               "keeps it); use relu(x)")
+                               f"keeps it); use {op}(x)")
         if x.requires_grad:
             bump_version(x, recorded=True)
-            return _rebase(x, ReLU(inplace=True)(x))
+            return _rebase(x, fn(x))
     bump_version(x)
-    ReLU(inplace=True)(x)
+    fn(x)
     return x
 
 
@@ -487,8 +494,8 @@ class Dropout(Function):
 
     keeps_inputs = False
 
-    def __init__(self, p: float):
-        self.p = p
+    def __init__(self, p: float, inplace: bool = False):
+        self.p, self.inplace = p, inplace
 
     def forward(self, x):
         x = _as_float(x)  # int input: float32, scaled by 1 / (1 - p) (not truncated to ints)
@@ -498,7 +505,7 @@ class Dropout(Function):
         else:
             keep = _random.get_rng().random(x.shape, dtype=np.float32) >= self.p
             self.mask = xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
-        return x * self.mask
+        return xp.multiply(x, self.mask, out=x) if self.inplace else x * self.mask
 
     def backward(self, gy):
         return _mask_grad(self, gy, self.mask)
@@ -517,13 +524,18 @@ def _check_probability(op: str, p: Any) -> float:
     return p
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability ``p`` (a fresh mask per call); identity when not training."""
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` (a fresh mask per call); identity when not training.
+    ``inplace=True`` writes into ``x`` and returns it (refused where that would corrupt a gradient, as relu's)."""
     p = _check_probability("dropout", p)
     x = as_tensor(x)
     if not training or p == 0.0:
         return x
-    return Dropout(p)(x)
+    if not inplace:
+        return Dropout(p)(x)
+    if x.dtype.kind != "f":  # the scaled values are not integers
+        raise TypeError(f"dropout(inplace=True): needs a float tensor to write into, got {x.dtype}")
+    return _in_place("dropout", x, Dropout(p, inplace=True))
 
 
 # --------------------------------------------------------------------------- local response norm

@@ -216,17 +216,27 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"load_checkpoint: {path} is a plain state dict, not a training checkpoint "
                               f"(no meta.epoch / model.* keys); load it with model.load_state_dict(tc.load(...))")
 
-    def meta_json(key: str) -> Any:
-        return json.loads(array_text(sd[key])) if key in sd else None
+    def meta(key: str, parse: Callable[[Any], Any], json_text: bool = True) -> Any:
+        """``meta.<...>`` parsed, or a CheckpointError naming the file and the key."""
+        if key not in sd:
+            return None
+        try:
+            return parse(array_text(sd[key]) if json_text else sd[key])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CheckpointError(f"load_checkpoint: {path}: {key} is not readable ({type(exc).__name__}: "
+                                  f"{exc})") from None
 
+    config = meta("meta.config", json.loads)
+    if config is not None and not isinstance(config, dict):
+        raise CheckpointError(f"load_checkpoint: {path}: meta.config is not a JSON object")
     return Checkpoint(
         model={k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")},
         optim={k[len("optim."):]: v for k, v in sd.items() if k.startswith("optim.")},
-        epoch=int(sd["meta.epoch"]),
-        config=meta_json("meta.config") or {},
-        history=History.from_json(array_text(sd["meta.history"])) if "meta.history" in sd else History(),
-        rng=meta_json("meta.rng"),
-        loader=meta_json("meta.loader"),
+        epoch=meta("meta.epoch", lambda a: int(np.asarray(a).item()), json_text=False),
+        config=config or {},
+        history=meta("meta.history", History.from_json) or History(),
+        rng=meta("meta.rng", json.loads),
+        loader=meta("meta.loader", json.loads),
         path=path,
     )
 

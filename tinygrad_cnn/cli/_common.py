@@ -31,6 +31,18 @@ class UsageError(CLIError):
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, ImportError)
 
 
+def build_model(name: str, kwargs: dict[str, Any], source: str | None = None) -> Any:
+    """``models.get_model(name, **kwargs)``; constructor arguments that do not fit (a checkpoint's stored
+    ``model_kwargs``) are a CLIError naming where they came from, not a traceback."""
+    from .. import models
+
+    try:
+        return models.get_model(name, **kwargs)
+    except TypeError as exc:
+        where = f" (the model_kwargs stored in {source})" if source else ""
+        raise CLIError(f"cannot build {name} with {kwargs}{where}: {exc}") from None
+
+
 # --------------------------------------------------------------------------- argument types
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from ._common import load_weights, positive_int
+from ._common import CLIError, build_model, load_weights, positive_int
 
 TRAIN_MODELS = ("simpleconvnet", "lenet5", "lenet5-classic", "alexnet-small", "deepconvnet")
 DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
@@ -75,7 +75,14 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(args.out) / CHECKPOINT
         if not path.is_file():
             raise SystemExit(f"train: cannot resume, no checkpoint at {path}")
-        saved = load_checkpoint(path).config
+        ck = load_checkpoint(path)
+        saved = ck.config
+        missing = [k for k in _RUN_SETTINGS if k not in saved and k not in explicit]
+        if missing:  # a run made with fit() in Python: its settings are unknown here, so no defaults are assumed
+            flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+            raise SystemExit(f"train: cannot resume {path}: it was not written by `tinygrad-cnn train` and its config "
+                             f"does not record {flags}{_optimizer_hint(ck.optim)}; pass them to continue with "
+                             "those settings, or resume it with fit(..., resume=True) in Python")
         for k, v in explicit.items():
             if k in saved and saved[k] != v:
                 raise SystemExit(f"train: --{k.replace('_', '-')} {v} differs from the checkpoint's {saved[k]!r}; "
@@ -87,6 +94,22 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if base["lr"] is None:
         base["lr"] = DEFAULT_LR[base["optimizer"]]
     return base
+
+
+# What a resumed run must know; `train` records them all in the checkpoint's config.
+_RUN_SETTINGS = ("model", "dataset", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "seed")
+
+
+def _optimizer_hint(optim_state: dict[str, Any]) -> str:
+    """`` (its optimizer state is Adam's)`` from the hyper-parameter keys of a saved optimizer, else ''."""
+    keys = set(optim_state)
+    for key, name in (("group.betas", "adam"), ("group.alpha", "rmsprop"), ("group.lr_decay", "adagrad")):
+        if key in keys:
+            return f" (its optimizer state is --optimizer {name}'s)"
+    if "group.momentum" in keys:
+        momentum = float(optim_state["group.momentum"])
+        return f" (its optimizer state is --optimizer {'momentum' if momentum else 'sgd'}'s)"
+    return ""
 
 
 def make_optimizer(name: str, params: Any, lr: float, weight_decay: float = 0.0) -> Any:
@@ -111,6 +134,21 @@ def cosine_schedule(lr: float, epochs: int) -> Any:
     return lambda epoch: lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
 
 
+def _new_run_dir(base: str) -> Any:
+    """Create and return ``base``, or ``base-2``, ``base-3``, ... if it exists: two runs started in the same
+    second (the default name's resolution) never share a directory."""
+    from pathlib import Path
+
+    for n in range(1, 10_000):
+        path = Path(base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise SystemExit(f"train: could not create a new run directory next to {base}")
+
+
 def run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -124,9 +162,15 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit(f"train: --epochs must be >= 1, got {args.epochs}")
     if s["batch_size"] < 1:
         raise SystemExit(f"train: --batch-size must be >= 1, got {s['batch_size']}")
-    out = Path(args.out or f"runs/{s['model']}-{s['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    from ..training import CHECKPOINT
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else _new_run_dir(f"runs/{s['model']}-{s['dataset']}-{stamp}")
     if out.exists() and not out.is_dir():
         raise SystemExit(f"train: --out {out} is a file; it must be a run directory (new or existing)")
+    if not args.resume and (out / CHECKPOINT).exists():
+        raise SystemExit(f"train: {out} already holds a run ({CHECKPOINT}); pass --resume to continue it, or choose "
+                         "another --out (or delete that directory) to start afresh")
     (x_train, y_train), (x_test, y_test) = load_dataset(s["dataset"], root=args.data_dir)
     if s["limit"] is not None:
         if s["limit"] < 1:
@@ -165,8 +209,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import tinygrad_cnn as tc
-
     from ..data import DataLoader, load_dataset
     from ..serialization import CheckpointError
     from ..training import evaluate, load_checkpoint
@@ -181,7 +223,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"tinygrad-cnn evaluate: error: {ck.path} does not say which model it holds (no 'model' in "
               "meta.config)", file=sys.stderr)
         return 2
-    model = tc.models.get_model(name, **ck.config.get("model_kwargs", {}))
+    try:  # stored constructor arguments that do not fit: a broken file too
+        model = build_model(name, dict(ck.config.get("model_kwargs") or {}), str(ck.path))
+    except CLIError as exc:
+        print(f"tinygrad-cnn evaluate: error: {exc}", file=sys.stderr)
+        return 2
     load_weights(model, ck.model, name, str(ck.path), None)
     dataset = args.dataset or ck.config.get("dataset", "mnist-sample")
     train, test = load_dataset(dataset, root=args.data_dir)

@@ -15,6 +15,7 @@ from ._common import (
     CLIError,
     UsageError,
     add_input_shape_argument,
+    build_model,
     load_weights,
     non_negative_int,
     picture_format,
@@ -229,7 +230,6 @@ def add_features_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from .. import models
     from ..data import load_dataset
     from ..viz import plot_feature_maps
 
@@ -241,7 +241,7 @@ def run_features(args: argparse.Namespace) -> int:
         raise SystemExit(f"tinygrad-cnn features: error: {args.checkpoint} has no meta.model; pass --model NAME "
                          f"({', '.join(_MODEL_NAMES)})")
     same = trained_as is not None and trained_as.lower().replace("_", "-") == model_name.lower().replace("_", "-")
-    model = models.get_model(model_name, **(_model_kwargs(meta) if same else {}))
+    model = build_model(model_name, _model_kwargs(meta) if same else {}, args.checkpoint)
     load_weights(model, state, model_name, args.checkpoint, trained_as)
     dataset = args.dataset or _meta_value(meta, "dataset") or "mnist-sample"
     (x_train, y_train), (x_test, y_test) = load_dataset(dataset, root=args.data_dir)

@@ -229,9 +229,8 @@ class _Pool2d(Module):
         self.padding = padding
         self.ceil_mode = ceil_mode
 
-    def extra_repr(self) -> str:
-        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-        return s + (", ceil_mode=True" if self.ceil_mode else "")
+    def extra_repr(self) -> str:  # PyTorch's AvgPool2d (its ceil_mode and count_include_pad are not shown)
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class MaxPool2d(_Pool2d):
@@ -265,9 +264,6 @@ class AvgPool2d(_Pool2d):
         return _naming_layer(self, F.avg_pool2d, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                              self.count_include_pad, self.divisor_override)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
-
 
 class AdaptiveAvgPool2d(Module):
     """Average-pooling to a fixed ``output_size`` (an int, or a pair with ``None`` for "keep"), as PyTorch's."""
@@ -298,15 +294,15 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        self.p = F._check_probability("Dropout", p)
+        self.p, self.inplace = F._check_probability("Dropout", p), bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class LocalResponseNorm(Module):

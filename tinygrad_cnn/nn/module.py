@@ -236,7 +236,7 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        kids = list(self.named_children())
+        kids = list(self._modules.items())  # a child set to None too, as PyTorch prints it
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not kids:
             return head + ")"

@@ -61,6 +61,8 @@ def load(path: str | os.PathLike | Any) -> OnnxModule:
         proto, source = path, "<ModelProto>"
     else:
         source = str(path)
+        if Path(path).is_dir():
+            raise IsADirectoryError(f"onnx.load: {source} is a directory, not an ONNX file")
         if not Path(path).is_file():
             raise FileNotFoundError(f"onnx.load: no such ONNX file: {source}")
         try:
