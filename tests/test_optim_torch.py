@@ -234,3 +234,14 @@ def test_lr_setter_sets_every_group():
     assert opt.lr == 0.1
     opt.lr = 0.01
     assert [g["lr"] for g in opt.param_groups] == [0.01, 0.01]
+
+
+def test_a_refused_param_group_changes_nothing():
+    ps = [Tensor(np.ones(2), requires_grad=True) for _ in range(3)]
+    opt = optim.SGD(ps[:1], lr=0.1)
+    for bad in ({"params": ps[1:], "lr": -1.0}, {"params": [ps[1], ps[0]]}, {"params": [ps[1], "w"]}):
+        with pytest.raises((ValueError, TypeError)):
+            opt.add_param_group(bad)
+        assert len(opt.param_groups) == 1 and opt.params == ps[:1] and len(opt.state) == 1
+    opt.add_param_group({"params": ps[1:], "lr": 0.5})
+    assert [len(g["params"]) for g in opt.param_groups] == [1, 2] and len(opt.state) == 3

@@ -87,9 +87,10 @@ class Optimizer:
         ps = [ps] if isinstance(ps, Tensor) else list(ps)
         if not ps:
             raise ValueError(f"{name}: parameter group {at} has no parameters")
+        group = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
+        self._check_hyper(group)
         seen = {id(p): i for i, p in enumerate(self.params)}
-        for p in ps:
-            i = len(self.params)
+        for i, p in enumerate(ps, len(self.params)):  # every check before anything is added
             if not isinstance(p, Tensor):
                 raise TypeError(f"{name}: parameters must be Tensors, got {type(p).__name__}")
             if not p.is_leaf:  # its .grad is never filled: step() would silently do nothing
@@ -99,9 +100,7 @@ class Optimizer:
                 raise ValueError(f"{name}: parameter {i} (shape {p.shape}) is the same Tensor as parameter "
                                  f"{seen[id(p)]}; pass each parameter once (in one group)")
             seen[id(p)] = i
-            self.params.append(p)
-        group = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
-        self._check_hyper(group)
+        self.params.extend(ps)
         self.param_groups.append({"params": ps, **group})
         self.state.extend({} for _ in ps)
 
