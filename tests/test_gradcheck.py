@@ -90,8 +90,11 @@ def test_error_names_input_element_analytic_and_numeric(randt):
 
 def test_warns_for_float32_inputs():
     x = Tensor(np.linspace(-1, 1, 6, dtype=np.float32), requires_grad=True)
-    with pytest.warns(UserWarning, match="float64"):
+    with pytest.warns(UserWarning, match="float64") as rec:
         tc.gradcheck(F.sigmoid, (x,), eps=1e-3, atol=1e-3, rtol=1e-2)
+        tc.gradcheck(F.sigmoid, (x,), eps=1e-3, atol=1e-3, rtol=1e-2, fast_mode=True)
+        tc.gradgradcheck(F.sigmoid, (x,), eps=1e-2, atol=1e-1, rtol=1e-1)
+    assert {w.filename for w in rec} == {__file__}  # the caller's line, whichever path reached the check
 
 
 def test_no_input_requiring_grad_is_an_error():

@@ -7,6 +7,8 @@ all ones: a softmax whose backward returns zeros would pass a ones-seeded check 
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from numbers import Real
@@ -46,9 +48,19 @@ def _differentiable(inputs: Sequence[Any]) -> list[int]:
             warnings.warn(
                 f"gradcheck: input {i} is {inputs[i].dtype}, not float64; central differences with "
                 f"eps=1e-6 are unreliable in single precision",
-                UserWarning, stacklevel=3,
+                UserWarning, stacklevel=_outside_package(),
             )
     return idx
+
+
+def _outside_package() -> int:
+    """The ``stacklevel`` that points a warning at the caller's line: the first frame outside tinygrad_cnn
+    (gradcheck reaches the check through different paths, gradgradcheck through one more)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class _Perturb:
