@@ -218,6 +218,14 @@ def test_default_run_directories_never_collide(tmp_path, monkeypatch, capsys):
     assert all((tmp_path / "runs" / r / "checkpoint.npz").is_file() for r in runs)
 
 
+def test_bad_arguments_leave_no_default_run_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for bad in (["--limit", "0"], ["--random-shift", "-1"], ["--epochs", "0"]):
+        with pytest.raises(SystemExit):
+            main(["train", *bad, "--no-progress"])
+    assert not (tmp_path / "runs").exists()
+
+
 def _with_config(src: Path, dst: Path, edit) -> Path:
     with np.load(src) as z:
         state = {k: z[k] for k in z.files}
@@ -240,6 +248,19 @@ def test_evaluate_and_features_report_unfit_model_kwargs_in_one_line(smoke_run, 
     assert "cannot build simpleconvnet with {'bogus': 1} (the model_kwargs stored in" in err and "Traceback" not in err
     assert main(["features", "--checkpoint", str(ck), "-o", str(tmp_path / "f.png")]) == 1
     assert "cannot build simpleconvnet" in capsys.readouterr().err
+
+    for value, exit_code in (([1], 2), ("abc", 2), ({"weight_init_std": "bogus"}, 2)):
+        def odd(state, value=value):
+            cfg = json.loads(training.array_text(state["meta.config"]))
+            cfg["model_kwargs"] = value
+            state["meta.config"] = training.text_array(json.dumps(cfg))
+
+        ck = _with_config(out / "checkpoint.npz", tmp_path / "odd.npz", odd)
+        assert main(["evaluate", "--checkpoint", str(ck)]) == exit_code
+        err = capsys.readouterr().err
+        assert "cannot build simpleconvnet" in err and "odd.npz" in err and "Traceback" not in err
+        assert main(["features", "--checkpoint", str(ck), "-o", str(tmp_path / "f.png")]) == 1
+        assert "cannot build simpleconvnet" in capsys.readouterr().err
 
     def broken(state):
         state["meta.config"] = training.text_array("{not json")

@@ -219,21 +219,71 @@ def test_step_with_closure_matches_torch():
     (lambda ps: [{"params": [ps[0]], "momentun": 0.9}], ValueError, "unknown option.*'momentun'.*lr, momentum"),
     (lambda ps: [{"params": [ps[0]]}, {"params": [ps[0], ps[1]]}], ValueError, "same Tensor as parameter 0"),
     (lambda ps: [{"params": [ps[0]]}, {"params": [ps[1]], "lr": -1.0}], ValueError, "Invalid learning rate: -1"),
-    (lambda ps: [{"params": []}], ValueError, "parameter group 0 has no parameters"),
     (lambda ps: [{"lr": 0.1}], TypeError, "dict with a 'params' entry"),
-], ids=["mixed", "typo", "shared", "bad-lr", "empty-group", "no-params"])
+    (lambda ps: set(ps), TypeError, "not a set"),
+    (lambda ps: [{"params": set(ps)}], TypeError, "group 0's params should be an ordered collection"),
+], ids=["mixed", "typo", "shared", "bad-lr", "no-params", "set", "set-in-group"])
 def test_param_group_errors(groups, error, match):
     ps = [Tensor(np.ones(2), requires_grad=True) for _ in range(2)]
     with pytest.raises(error, match=match):
         optim.SGD(groups(ps), lr=0.1)
 
 
-def test_lr_setter_sets_every_group():
-    ps = [Tensor(np.ones(2), requires_grad=True) for _ in range(2)]
-    opt = optim.Adam([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.5}], lr=0.1)
-    assert opt.lr == 0.1
-    opt.lr = 0.01
-    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.01]
+def test_empty_groups_and_named_parameters_are_accepted_as_torch():
+    from tinygrad_cnn import nn
+
+    a = Tensor(np.ones(2), requires_grad=True)
+    opt = optim.SGD([{"params": []}, {"params": [a]}], lr=0.1)
+    topt = torch.optim.SGD([{"params": []}, {"params": [torch.ones(2, requires_grad=True)]}], lr=0.1)
+    assert len(opt.param_groups) == len(topt.param_groups) == 2 and opt.params == [a]
+    a.grad = Tensor(np.ones(2))
+    opt.step()
+    np.testing.assert_allclose(a.data, [0.9, 0.9])
+    assert opt.state_dict()["group_sizes"].tolist() == [0, 1]
+    model = nn.Linear(3, 2)
+    named = optim.Adam(model.named_parameters(), lr=0.1)
+    assert named.params == list(model.parameters())
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no steps needed here
+def test_lr_setter_keeps_the_groups_ratios_like_torch_schedulers():
+    """fit's lr_schedule sets ``opt.lr``: every group is scaled by the same factor; a frozen group stays frozen."""
+    ps = [Tensor(np.ones(2), requires_grad=True) for _ in range(3)]
+    opt = optim.Adam([{"params": ps[:1]}, {"params": ps[1:2], "lr": 0.05}, {"params": ps[2:], "lr": 0.0}], lr=0.1)
+    tps = [torch.ones(2, requires_grad=True) for _ in range(3)]
+    topt = torch.optim.Adam([{"params": tps[:1]}, {"params": tps[1:2], "lr": 0.05}, {"params": tps[2:], "lr": 0.0}],
+                            lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(topt, lambda epoch: 0.5 ** epoch)
+    for epoch in range(1, 4):
+        opt.lr = 0.1 * 0.5 ** epoch
+        sched.step()
+        assert opt.lr == pytest.approx(0.1 * 0.5 ** epoch)
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx([g["lr"] for g in topt.param_groups])
+    same = optim.SGD([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.1}], lr=0.1)
+    same.lr = 0.01
+    assert [g["lr"] for g in same.param_groups] == [0.01, 0.01]
+    frozen_first = optim.SGD([{"params": ps[:1], "lr": 0.0}, {"params": ps[1:]}], lr=0.1)
+    frozen_first.lr = 0.01
+    assert [g["lr"] for g in frozen_first.param_groups] == [0.0, pytest.approx(0.01)]
+    assert frozen_first.lr == pytest.approx(0.01)
+    zero = optim.SGD([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.1}], lr=0.0)
+    with pytest.raises(ValueError, match="created with lr 0"):
+        zero.lr = 0.01
+
+
+def test_fit_schedule_with_a_frozen_group_leaves_it_frozen():
+    from tinygrad_cnn import nn, training
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    frozen = model[1].weight.data.copy()
+    opt = optim.SGD([{"params": list(model[1].parameters()), "lr": 0.0},
+                     {"params": list(model[3].parameters())}], lr=0.1)
+    rng = np.random.default_rng(0)
+    batches = [(rng.standard_normal((4, 1, 2, 2)).astype(np.float32), rng.integers(0, 2, 4)) for _ in range(3)]
+    training.fit(model, opt, batches, epochs=2, lr_schedule=lambda e: 0.1 * 0.5 ** (e - 1), progress_bar=False,
+                 pictures=False, log=None)
+    np.testing.assert_array_equal(model[1].weight.data, frozen)
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 0.05]
 
 
 def test_a_refused_param_group_changes_nothing():

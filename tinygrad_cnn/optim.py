@@ -51,6 +51,9 @@ class Optimizer:
         self._check_hyper(self.defaults)  # first, as torch.optim
         if isinstance(params, Tensor):
             raise TypeError(f"{name}: params should be an iterable of Tensors, got a single Tensor")
+        if isinstance(params, (set, frozenset)):  # state is matched to parameters by position
+            raise TypeError(f"{name}: params should be an ordered collection (a list), not a set: a set's order "
+                            "is not fixed, so saved state could load onto the wrong parameters")
         try:
             params = list(params)
         except TypeError:
@@ -61,6 +64,7 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self.params: list[Tensor] = []  # every group's parameters, in order: state[i] belongs to params[i]
         self.state: list[dict[str, Any]] = []
+        self._initial_lrs: list[float] = []  # each group's lr when added: what the ``lr`` setter keeps in proportion
         self.step_count = 0
         if all(isinstance(g, Mapping) for g in params):
             for g in params:
@@ -84,9 +88,12 @@ class Optimizer:
             raise ValueError(f"{name}: parameter group {at} has unknown option(s) {', '.join(map(repr, unknown))}; "
                              f"{name}'s options are {', '.join(self.defaults)}")
         ps = param_group["params"]
+        if isinstance(ps, (set, frozenset)):
+            raise TypeError(f"{name}: parameter group {at}'s params should be an ordered collection (a list), not a "
+                            "set: a set's order is not fixed, so saved state could load onto the wrong parameters")
         ps = [ps] if isinstance(ps, Tensor) else list(ps)
-        if not ps:
-            raise ValueError(f"{name}: parameter group {at} has no parameters")
+        # model.named_parameters() works too (as PyTorch 2.x): the names are not kept
+        ps = [p[1] if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) else p for p in ps]
         group = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         self._check_hyper(group)
         seen = {id(p): i for i, p in enumerate(self.params)}
@@ -103,16 +110,32 @@ class Optimizer:
         self.params.extend(ps)
         self.param_groups.append({"params": ps, **group})
         self.state.extend({} for _ in ps)
+        self._initial_lrs.append(group["lr"])
 
     @property
     def lr(self) -> float:
-        """The first group's learning rate; setting it sets every group's (what ``fit``'s schedule does)."""
-        return self.param_groups[0]["lr"]
+        """The learning rate: the constructor's ``lr`` scaled as the groups are now (with one lr for every
+        group, simply the first group's). Setting it (what ``fit``'s ``lr_schedule`` does) scales every
+        group's lr by ``value / lr_given_to_the_constructor``, keeping the ratios the groups were created
+        with, as PyTorch's schedulers do: a group created with lr 0 (a frozen one) stays at 0."""
+        if len(set(self._initial_lrs)) <= 1:
+            return self.param_groups[0]["lr"]
+        base = self.defaults["lr"]
+        group, initial = next((g, b) for g, b in zip(self.param_groups, self._initial_lrs) if b)
+        return base * (group["lr"] / initial)
 
     @lr.setter
     def lr(self, value: float) -> None:
-        for group in self.param_groups:
-            group["lr"] = value
+        if len(set(self._initial_lrs)) <= 1:
+            for group in self.param_groups:
+                group["lr"] = value
+            return
+        base = self.defaults["lr"]
+        if base == 0:
+            raise ValueError(f"{type(self).__name__}.lr: the optimizer was created with lr 0, so its groups' "
+                             "learning rates cannot be scaled from it; set param_groups[i]['lr'] of each group")
+        for group, initial in zip(self.param_groups, self._initial_lrs):
+            group["lr"] = value * (initial / base)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the parameters' gradients (``set_to_none=False``: zero-filled ones instead, as PyTorch)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import zipfile
@@ -38,10 +39,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     """
     given = path = Path(path)
     if path.is_symlink():
-        path = Path(os.path.realpath(path))
+        try:
+            path = Path(os.path.realpath(path, strict=True))
+        except FileNotFoundError:  # a dangling link: its target is created, as open() would
+            path = Path(os.path.realpath(path))
+        except OSError as exc:  # a loop of links
+            raise OSError(exc.errno, f"cannot write {given}: {exc.strerror}") from None
     if path.exists() and not path.is_file() and not path.is_dir():
+        # build it in memory first: zip writers seek and tell, which a device such as /dev/null does not keep
+        buffer = io.BytesIO() if "b" in mode else io.StringIO()
+        write(buffer)
         with open(path, mode) as f:
-            write(f)
+            f.write(buffer.getvalue())
         return given
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

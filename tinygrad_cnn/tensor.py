@@ -1137,8 +1137,7 @@ def _check_fresh(t: Tensor, op: str) -> None:
     if box is not None and box[1] != t._made_at:
         raise RuntimeError(f"{op}: this tensor's values were changed by an in-place op on a view of it (or on the "
                            "tensor it is a view of) after it was computed, so its gradient would be wrong; "
-                           "apply the in-place op before taking views, or use relu(x) instead of relu(x, "
-                           "inplace=True)")
+                           "apply the in-place op before taking views, or call it without inplace=True")
 
 
 def _check_versions(fn: Function) -> None:

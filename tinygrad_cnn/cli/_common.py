@@ -31,15 +31,18 @@ class UsageError(CLIError):
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, ImportError)
 
 
-def build_model(name: str, kwargs: dict[str, Any], source: str | None = None) -> Any:
+def build_model(name: str, kwargs: Any, source: str | None = None) -> Any:
     """``models.get_model(name, **kwargs)``; constructor arguments that do not fit (a checkpoint's stored
-    ``model_kwargs``) are a CLIError naming where they came from, not a traceback."""
+    ``model_kwargs``: not a dict, unknown names, bad values) are a CLIError naming where they came from."""
     from .. import models
 
+    where = f" (the model_kwargs stored in {source})" if source else ""
+    if not isinstance(kwargs, dict):
+        raise CLIError(f"cannot build {name}: its constructor arguments{where} are {type(kwargs).__name__} "
+                       f"{kwargs!r:.60}, not a dict of names to values")
     try:
         return models.get_model(name, **kwargs)
-    except TypeError as exc:
-        where = f" (the model_kwargs stored in {source})" if source else ""
+    except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot build {name} with {kwargs}{where}: {exc}") from None
 
 

@@ -155,20 +155,17 @@ def run_train(args: argparse.Namespace) -> int:
     import tinygrad_cnn as tc
 
     from ..data import DataLoader, load_dataset
-    from ..training import NonFiniteLossError, fit
+    from ..training import CHECKPOINT, NonFiniteLossError, fit
 
     s = _settings(args)
     if args.epochs < 1:
         raise SystemExit(f"train: --epochs must be >= 1, got {args.epochs}")
     if s["batch_size"] < 1:
         raise SystemExit(f"train: --batch-size must be >= 1, got {s['batch_size']}")
-    from ..training import CHECKPOINT
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else _new_run_dir(f"runs/{s['model']}-{s['dataset']}-{stamp}")
-    if out.exists() and not out.is_dir():
+    out = Path(args.out) if args.out else None  # a default directory is made once the arguments are checked
+    if out is not None and out.exists() and not out.is_dir():
         raise SystemExit(f"train: --out {out} is a file; it must be a run directory (new or existing)")
-    if not args.resume and (out / CHECKPOINT).exists():
+    if out is not None and not args.resume and (out / CHECKPOINT).exists():
         raise SystemExit(f"train: {out} already holds a run ({CHECKPOINT}); pass --resume to continue it, or choose "
                          "another --out (or delete that directory) to start afresh")
     (x_train, y_train), (x_test, y_test) = load_dataset(s["dataset"], root=args.data_dir)
@@ -185,6 +182,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit(f"train: --random-shift must be >= 0, got {s['random_shift']}")
     train_loader = DataLoader(x_train, y_train, batch_size=s["batch_size"], shuffle=True, seed=s["seed"],
                               random_shift=s["random_shift"])
+    if out is None:
+        out = _new_run_dir(f"runs/{s['model']}-{s['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
     test_loader = DataLoader(x_test, y_test, batch_size=500)
     schedule = cosine_schedule(s["lr"], args.epochs) if s["schedule"] == "cosine" else None
     config = dict(s, model_kwargs=model_kwargs, epochs=args.epochs, title=f"{s['model']} on {s['dataset']}")
@@ -224,7 +223,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
               "meta.config)", file=sys.stderr)
         return 2
     try:  # stored constructor arguments that do not fit: a broken file too
-        model = build_model(name, dict(ck.config.get("model_kwargs") or {}), str(ck.path))
+        model = build_model(name, ck.config.get("model_kwargs") or {}, str(ck.path))
     except CLIError as exc:
         print(f"tinygrad-cnn evaluate: error: {exc}", file=sys.stderr)
         return 2

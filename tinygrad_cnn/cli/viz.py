@@ -70,13 +70,14 @@ def _meta_value(meta: dict[str, str], key: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _model_kwargs(meta: dict[str, str]) -> dict[str, Any]:
-    """The constructor arguments ``train`` stored (``model_kwargs`` of the JSON ``meta.config``), else {}."""
+def _model_kwargs(meta: dict[str, str]) -> Any:
+    """The constructor arguments ``train`` stored (``model_kwargs`` of the JSON ``meta.config``), else {};
+    :func:`build_model` refuses a value that is not a dict, as ``evaluate`` does."""
     try:
         value = json.loads(meta.get("config", "{}")).get("model_kwargs")
     except (ValueError, AttributeError):
         return {}
-    return dict(value) if isinstance(value, dict) else {}
+    return {} if value is None else value
 
 
 def _first_conv_weight(state: dict[str, Any], path: str, name: str | None) -> tuple[str, Any]:
