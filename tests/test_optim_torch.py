@@ -295,3 +295,17 @@ def test_a_refused_param_group_changes_nothing():
         assert len(opt.param_groups) == 1 and opt.params == ps[:1] and len(opt.state) == 1
     opt.add_param_group({"params": ps[1:], "lr": 0.5})
     assert [len(g["params"]) for g in opt.param_groups] == [1, 2] and len(opt.state) == 3
+
+
+@pytest.mark.parametrize("cls,torch_name,defaults,overrides", GROUP_CASES, ids=[c[1] for c in GROUP_CASES])
+def test_params_appended_to_a_group_directly_are_followed_like_torch(cls, torch_name, defaults, overrides):
+    """``param_groups[g]["params"].append(p)`` (PyTorch allows it): p is updated from then on, with fresh state."""
+    ours, theirs, opt, topt, _ = _grouped(cls, torch_name, defaults, overrides)
+    rng = np.random.default_rng(5)
+    extra, textra = Tensor(np.ones(3), requires_grad=True), torch.ones(3, dtype=torch.float64, requires_grad=True)
+    _steps(ours, theirs, opt, topt, 2, rng)
+    opt.param_groups[0]["params"].append(extra)
+    topt.param_groups[0]["params"].append(textra)
+    _steps(ours + [extra], theirs + [textra], opt, topt, 3, rng)
+    _assert_same(ours + [extra], theirs + [textra], "2 steps, append, 3 steps")
+    assert opt.params[2] is extra and opt.state_dict()["group_sizes"].tolist() == [3, 2]

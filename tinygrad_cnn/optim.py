@@ -137,8 +137,18 @@ class Optimizer:
         for group, initial in zip(self.param_groups, self._initial_lrs):
             group["lr"] = value * (initial / base)
 
+    def _sync(self) -> None:
+        """Follow edits made to ``param_groups`` directly (``param_groups[0]["params"].append(p)``, as PyTorch
+        allows): ``params`` and ``state`` are rebuilt in group order, each parameter keeping its buffers."""
+        flat = [p for g in self.param_groups for p in g["params"]]
+        if len(flat) != len(self.params) or any(a is not b for a, b in zip(flat, self.params)):
+            kept = {id(p): st for p, st in zip(self.params, self.state)}
+            self.params, self.state = flat, [kept.get(id(p), {}) for p in flat]
+        self._initial_lrs.extend(g["lr"] for g in self.param_groups[len(self._initial_lrs):])
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the parameters' gradients (``set_to_none=False``: zero-filled ones instead, as PyTorch)."""
+        self._sync()
         for p in self.params:
             p.zero_grad(set_to_none)
 
@@ -149,6 +159,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        self._sync()
         self.step_count += 1
         i = 0
         for group in self.param_groups:
@@ -171,6 +182,7 @@ class Optimizer:
         """Flat dict: hyper-parameters under ``group.<name>`` (group 0) and ``group.<g>.<name>`` (the
         others, with ``group_sizes``), buffers under ``state.<i>.<name>``, and the number of parameters
         (``param_count``) so that a reload can check it."""
+        self._sync()
         out: dict[str, np.ndarray] = {"step_count": np.asarray(self.step_count),
                                       "param_count": np.asarray(len(self.params))}
         if len(self.param_groups) > 1:
@@ -195,6 +207,7 @@ class Optimizer:
         name = type(self).__name__
         if not isinstance(sd, Mapping):
             raise TypeError(f"{name}.load_state_dict: expected a dict (from state_dict()), got {type(sd).__name__}")
+        self._sync()
         hyper: list[dict[str, Any]] = [{} for _ in self.param_groups]
         state: list[dict[str, Any]] = [{} for _ in self.params]
         for key, v in sd.items():
