@@ -111,7 +111,7 @@ def test_cli_train_refuses_a_file_as_run_directory_before_training(tmp_path, cap
     assert "training" not in capsys.readouterr().out and afile.read_text() == "not a directory"
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # fit keeps NumPy's overflow warnings quiet
 def test_cli_nan_stop_exit_code(tmp_path, capsys):
     rc = main(["train", "--optimizer", "sgd", "--lr", "1e12", "--epochs", "2", "--limit", "100", "--batch-size", "20",
                "--no-progress", "--no-pictures", "--out", str(tmp_path / "nan")])

@@ -286,7 +286,7 @@ def test_nan_in_a_fresh_run_does_not_claim_an_older_runs_checkpoint(sample, tmp_
     assert exc.value.checkpoint is None
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way to inf
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # NumPy's overflow warnings stay quiet, as PyTorch is
 def test_diverging_lr_stops_before_any_checkpoint(sample, tmp_path):
     (x, y), _ = sample
     tc.manual_seed(0)

@@ -403,8 +403,11 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
         bar = progress(train_loader, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=not progress_bar,
                        leave=False)
         for b, (xb, yb) in enumerate(bar, 1):
-            logits = model(Tensor._wrap(xb))
-            loss = loss_fn(logits, yb)
+            # NumPy's overflow/invalid warnings stay quiet, as PyTorch is: a loss that turns inf/NaN stops
+            # the run below with one message that says where and what to do
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                logits = model(Tensor._wrap(xb))
+                loss = loss_fn(logits, yb)
             lv = float(loss.data)
             if not math.isfinite(lv):
                 if hasattr(bar, "close"):
@@ -422,8 +425,9 @@ def fit(model: Module, optimizer: Optimizer, train_loader: Any, test_loader: Any
                 say(msg)
                 raise NonFiniteLossError(msg, history, epoch, b, kept)
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss.backward()
+                optimizer.step()
             k = len(yb)
             loss_sum += lv * k
             correct += _num_correct(logits.data, np.asarray(yb))
