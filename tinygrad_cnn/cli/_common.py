@@ -36,12 +36,13 @@ def build_model(name: str, kwargs: Any, source: str | None = None) -> Any:
     ``model_kwargs``: not a dict, unknown names, bad values) are a CLIError naming where they came from."""
     from .. import models
 
+    cls = models.model_class(name)  # an unknown name is the library's own ValueError, not the kwargs' fault
     where = f" (the model_kwargs stored in {source})" if source else ""
     if not isinstance(kwargs, dict):
         raise CLIError(f"cannot build {name}: its constructor arguments{where} are {type(kwargs).__name__} "
                        f"{kwargs!r:.60}, not a dict of names to values")
     try:
-        return models.get_model(name, **kwargs)
+        return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot build {name} with {kwargs}{where}: {exc}") from None
 

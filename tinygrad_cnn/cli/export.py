@@ -8,6 +8,7 @@ from typing import Any
 
 from ._common import (
     add_input_shape_argument,
+    build_model,
     check_input_shape,
     load_weights,
     positive_int,
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     kwargs = kwargs if meta_name == name else {}
     if args.input_shape:  # build the model for that input where its constructor allows
         kwargs = {**kwargs, **shape_kwargs(name, args.input_shape)}
-    model = models.get_model(name, **kwargs)
+    model = build_model(name, kwargs, args.checkpoint if meta_name == name else None)
     if args.checkpoint:
         load_weights(model, state, name, args.checkpoint, meta_name)
     shape = _input_shape(args.input_shape, models.input_shape(name), kwargs)

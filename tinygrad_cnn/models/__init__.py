@@ -21,12 +21,17 @@ MODELS: dict[str, tuple[Any, tuple[int, int, int]]] = {
 }
 
 
-def get_model(name: str, **kwargs: Any) -> Module:
-    """Build a model by its command-line name (``simpleconvnet``, ``lenet5``, ``alexnet``, ...)."""
+def model_class(name: str) -> type[Module]:
+    """The model class of a command-line name (``simpleconvnet``, ``lenet5``, ``alexnet``, ...)."""
     key = name.lower().replace("_", "-")
     if key not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    return MODELS[key][0](**kwargs)
+    return MODELS[key][0]
+
+
+def get_model(name: str, **kwargs: Any) -> Module:
+    """Build a model by its command-line name (``simpleconvnet``, ``lenet5``, ``alexnet``, ...)."""
+    return model_class(name)(**kwargs)
 
 
 def input_shape(name: str) -> tuple[int, int, int]:
@@ -35,4 +40,4 @@ def input_shape(name: str) -> tuple[int, int, int]:
 
 
 __all__ = ["SimpleConvNet", "LeNet5", "AlexNet", "AlexNetSmall", "DeepConvNet", "MODELS", "get_model",
-           "input_shape"]
+           "model_class", "input_shape"]
